@@ -1,0 +1,82 @@
+import cors from '@fastify/cors'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+import type { Database } from './db/database.js'
+import { openPglite } from './db/pglite.js'
+import brokerPlugin from './plugins/broker.js'
+import databasePlugin from './plugins/database.js'
+import authPlugin from './plugins/auth.js'
+import errorHandlerPlugin from './plugins/errorHandler.js'
+import requireWritablePlugin from './plugins/requireWritable.js'
+import serverStatePlugin from './plugins/serverState.js'
+import validationPlugin from './plugins/validation.js'
+import adminRoutes from './routes/admin.js'
+import eventRoutes from './routes/events.js'
+import healthRoutes from './routes/health.js'
+import itemRoutes from './routes/items.js'
+import type { ObjectStorage } from './storage/objectStorage.js'
+import { openStorage } from './storage/openStorage.js'
+
+export interface BuildOptions {
+  /** Logger settings or a ready pino instance; defaults to JSON lines on stdout at config level. */
+  logger?: FastifyServerOptions['logger']
+  /** An already open database (tests share one); otherwise opened from the config. */
+  db?: Database
+  storage?: ObjectStorage
+}
+
+/** Query-string tokens (EventSource) must never reach a log line. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&]token=)[^&#]*/gi, '$1[REDACTED]')
+}
+
+export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
+  return {
+    level: config.log.level,
+    serializers: {
+      req: (req: { method: string; url: string; ip?: string }) => ({
+        method: req.method,
+        url: redactUrl(req.url),
+        remoteAddress: req.ip,
+      }),
+    },
+  }
+}
+
+export async function buildApp(
+  config: Config,
+  options: BuildOptions = {},
+): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? loggerOptions(config),
+    bodyLimit: config.server.body_limit,
+    trustProxy: config.server.trust_proxy,
+    // The event stream must answer 200 even while draining; the serverState plugin refuses
+    // everything else itself.
+    return503OnClosing: false,
+    routerOptions: { ignoreTrailingSlash: true },
+  })
+  const db = options.db ?? (await openPglite(config.database.data_dir))
+  const storage = options.storage ?? openStorage(config.storage)
+  try {
+    await app.register(validationPlugin)
+    await app.register(errorHandlerPlugin)
+    await app.register(databasePlugin, { db })
+    await app.register(brokerPlugin, { events: config.events })
+    await app.register(serverStatePlugin, { storage, config })
+    if (config.server.cors_origins.length > 0) {
+      await app.register(cors, { origin: config.server.cors_origins, credentials: false })
+    }
+    await app.register(authPlugin)
+    await app.register(requireWritablePlugin)
+    await app.register(healthRoutes)
+    await app.register(itemRoutes)
+    await app.register(eventRoutes)
+    await app.register(adminRoutes)
+    await app.ready()
+  } catch (err) {
+    await app.close().catch(() => {})
+    throw err
+  }
+  return app
+}

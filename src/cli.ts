@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util'
+import { loadConfig } from './config.js'
+import { migrate } from './db/migrations.js'
+import { openPglite } from './db/pglite.js'
+import { ROLES, type Role, createToken, listTokens, revokeToken } from './domain/tokens.js'
+
+const USAGE = `usage:
+  silod token create --role viewer|editor|admin --name NAME [--config FILE]
+  silod token list [--config FILE]
+  silod token revoke ID [--config FILE]
+
+Works on the configured database directly. An embedded (PGlite) database can be opened by one
+process at a time: while the server runs, use POST /api/admin/tokens instead.`
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      role: { type: 'string' },
+      name: { type: 'string' },
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  const [group, action, arg] = positionals
+  if (values.help || group !== 'token' || !action) {
+    process.stdout.write(`${USAGE}\n`)
+    return values.help ? 0 : 2
+  }
+  const config = loadConfig({ file: values.config ?? process.env.SILO_CONFIG, env: process.env })
+  const db = await openPglite(config.database.data_dir)
+  try {
+    await migrate(db)
+    if (action === 'create') {
+      const role = values.role as Role
+      if (!ROLES.includes(role) || !values.name) {
+        process.stderr.write(`silod: --role (${ROLES.join('|')}) and --name are required\n`)
+        return 2
+      }
+      const created = await createToken(db, { name: values.name, role })
+      process.stdout.write(
+        `created ${created.role} token #${created.id} "${created.name}" (shown only now):\n${created.token}\n`,
+      )
+    } else if (action === 'list') {
+      for (const t of await listTokens(db)) {
+        process.stdout.write(`${t.id}\t${t.role}\t${t.prefix}…\t${t.created_at}\t${t.name}\n`)
+      }
+    } else if (action === 'revoke' && arg && /^[0-9]+$/.test(arg)) {
+      await revokeToken(db, Number(arg))
+      process.stdout.write(`revoked token #${arg}\n`)
+    } else {
+      process.stdout.write(`${USAGE}\n`)
+      return 2
+    }
+    return 0
+  } finally {
+    await db.close()
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`silod: ${(err as Error).message}\n`)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,215 @@
+import { readFileSync } from 'node:fs'
+import { Type, type Static, type TSchema } from 'typebox'
+import { Value } from 'typebox/value'
+import { parse as parseYaml } from 'yaml'
+
+// Durations are written like "30s", "500ms", "5m" or as a plain number of milliseconds.
+const Duration = (def: string, description: string) =>
+  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+(ms|s|m|h|d)$' })], {
+    default: def,
+    description,
+    duration: true,
+  })
+
+const MinioSchema = Type.Object(
+  {
+    endpoint: Type.String({ minLength: 1, description: 'host name of the S3 server' }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, default: 9000 }),
+    use_ssl: Type.Boolean({ default: false }),
+    access_key: Type.String({ default: '' }),
+    secret_key: Type.String({ default: '' }),
+    bucket: Type.String({ minLength: 3, default: 'silo' }),
+    region: Type.String({ default: 'us-east-1' }),
+  },
+  { additionalProperties: false },
+)
+
+export const ConfigSchema = Type.Object(
+  {
+    server: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+        read_only: Type.Boolean({ default: false }),
+        shutdown_timeout: Duration('10s', 'grace period for draining on SIGTERM'),
+        drain_delay: Duration('0s', 'wait after SIGTERM with /ready at 503 before closing'),
+        body_limit: Type.Integer({ minimum: 1024, default: 1048576 }),
+        cors_origins: Type.Array(Type.String(), { default: [] }),
+        trust_proxy: Type.Boolean({ default: false }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    database: Type.Object(
+      {
+        url: Type.String({ default: '', description: 'postgres:// URL; empty uses PGlite' }),
+        data_dir: Type.String({ default: './data/db' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    storage: Type.Object(
+      {
+        path: Type.String({ default: './data/files' }),
+        minio: Type.Optional(MinioSchema),
+        health_interval: Duration('30s', 'time between storage pings'),
+        timeout: Duration('5s', 'a ping that takes longer counts as failed'),
+        failure_threshold: Type.Integer({ minimum: 1, default: 3 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    events: Type.Object(
+      {
+        retry: Duration('3s', 'reconnect delay sent to clients as `retry:`'),
+        heartbeat_interval: Duration('30s', 'comment-free heartbeat event cadence'),
+        retention_count: Type.Integer({ minimum: 1, default: 1000000 }),
+        retention_age: Duration('30d', 'events older than this are pruned'),
+        prune_interval: Duration('1m', 'how often retention is applied'),
+        memory_window: Type.Integer({ minimum: 16, default: 4096 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) =>
+            Type.Literal(l),
+          ),
+          { default: 'info' },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+)
+
+type RawConfig = Static<typeof ConfigSchema>
+
+/** The validated configuration; every duration is resolved to milliseconds. */
+export type Config = {
+  server: Omit<RawConfig['server'], 'shutdown_timeout' | 'drain_delay'> & {
+    shutdown_timeout: number
+    drain_delay: number
+  }
+  database: RawConfig['database']
+  storage: Omit<RawConfig['storage'], 'health_interval' | 'timeout'> & {
+    health_interval: number
+    timeout: number
+  }
+  events: Omit<
+    RawConfig['events'],
+    'retry' | 'heartbeat_interval' | 'retention_age' | 'prune_interval'
+  > & { retry: number; heartbeat_interval: number; retention_age: number; prune_interval: number }
+  log: RawConfig['log']
+}
+
+export type MinioConfig = Static<typeof MinioSchema>
+
+export class ConfigError extends Error {}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }
+
+export function parseDuration(value: number | string): number {
+  if (typeof value === 'number') return value
+  const match = /^([0-9]+)(ms|s|m|h|d)$/.exec(value)
+  if (!match) throw new ConfigError(`not a duration: ${value}`)
+  return Number(match[1]) * (UNIT_MS[match[2] as string] as number)
+}
+
+type Schemaish = TSchema & {
+  type?: string
+  properties?: Record<string, Schemaish>
+  anyOf?: Schemaish[]
+  duration?: boolean
+}
+
+/** Reads SILO_<SECTION>_<KEY> variables for every leaf of the schema, e.g. SILO_DATABASE_URL. */
+function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  const walk = (schema: Schemaish, path: string[]) => {
+    if (schema.type === 'object' && schema.properties) {
+      for (const [key, child] of Object.entries(schema.properties)) walk(child, [...path, key])
+      return
+    }
+    const name = `SILO_${path.join('_').toUpperCase()}`
+    const raw = env[name]
+    if (raw === undefined) return
+    let value: unknown = raw
+    if (schema.type === 'boolean') value = raw === 'true' ? true : raw === 'false' ? false : raw
+    else if (schema.type === 'integer' || (schema.duration && /^[0-9]+$/.test(raw)))
+      value = /^-?[0-9]+$/.test(raw) ? Number(raw) : raw
+    else if (schema.type === 'array') value = raw === '' ? [] : raw.split(',').map((s) => s.trim())
+    let target = out
+    for (const key of path.slice(0, -1)) {
+      target = (target[key] ??= {}) as Record<string, unknown>
+    }
+    target[path[path.length - 1] as string] = value
+  }
+  walk(ConfigSchema as Schemaish, [])
+  return out
+}
+
+function deepMerge(base: unknown, over: unknown): unknown {
+  if (
+    base &&
+    over &&
+    typeof base === 'object' &&
+    typeof over === 'object' &&
+    !Array.isArray(base) &&
+    !Array.isArray(over)
+  ) {
+    const out: Record<string, unknown> = { ...(base as Record<string, unknown>) }
+    for (const [k, v] of Object.entries(over)) out[k] = deepMerge(out[k], v)
+    return out
+  }
+  return over === undefined ? base : over
+}
+
+/**
+ * Builds the configuration from (in rising priority) the schema defaults, an optional YAML
+ * file, SILO_* environment variables and explicit overrides (used by tests).
+ */
+export function loadConfig(
+  options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: unknown } = {},
+): Config {
+  let fromFile: unknown = {}
+  if (options.file) {
+    try {
+      fromFile = parseYaml(readFileSync(options.file, 'utf8')) ?? {}
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${options.file}: ${(err as Error).message}`)
+    }
+  }
+  const merged = deepMerge(
+    deepMerge(fromFile, envOverrides(options.env ?? {})),
+    options.overrides ?? {},
+  )
+  const withDefaults = Value.Default(ConfigSchema, structuredClone(merged))
+  if (!Value.Check(ConfigSchema, withDefaults)) {
+    const problems = Value.Errors(ConfigSchema, withDefaults)
+      .map((e) => `${e.instancePath || '/'} ${e.message}`)
+      .join('; ')
+    throw new ConfigError(`invalid configuration: ${problems}`)
+  }
+  const raw = withDefaults as RawConfig
+  return {
+    server: {
+      ...raw.server,
+      shutdown_timeout: parseDuration(raw.server.shutdown_timeout),
+      drain_delay: parseDuration(raw.server.drain_delay),
+    },
+    database: raw.database,
+    storage: {
+      ...raw.storage,
+      health_interval: parseDuration(raw.storage.health_interval),
+      timeout: parseDuration(raw.storage.timeout),
+    },
+    events: {
+      ...raw.events,
+      retry: parseDuration(raw.events.retry),
+      heartbeat_interval: parseDuration(raw.events.heartbeat_interval),
+      retention_age: parseDuration(raw.events.retention_age),
+      prune_interval: parseDuration(raw.events.prune_interval),
+    },
+    log: raw.log,
+  }
+}

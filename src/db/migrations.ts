@@ -1,0 +1,85 @@
+import type { Database } from './database.js'
+
+/**
+ * Ordered, append-only schema migrations. Each runs once in its own transaction; the applied
+ * versions are recorded in schema_migrations.
+ */
+const MIGRATIONS: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'items, event log, api tokens',
+    sql: `
+      CREATE TABLE items (
+        part_number text COLLATE "C" PRIMARY KEY,
+        description text NOT NULL DEFAULT '',
+        item_type text NOT NULL,
+        properties jsonb NOT NULL DEFAULT '{}'::jsonb,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX items_item_type ON items (item_type, part_number);
+
+      CREATE TABLE events (
+        id bigserial PRIMARY KEY,
+        type text NOT NULL,
+        part_number text,
+        data jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX events_created_at ON events (created_at);
+
+      -- The highest id retention has removed; a Last-Event-ID below it cannot be replayed.
+      CREATE TABLE event_log_state (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        pruned_through bigint NOT NULL DEFAULT 0
+      );
+      INSERT INTO event_log_state DEFAULT VALUES;
+
+      CREATE TABLE api_tokens (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL,
+        role text NOT NULL CHECK (role IN ('viewer', 'editor', 'admin')),
+        token_hash text NOT NULL UNIQUE,
+        prefix text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        last_used_at timestamptz
+      );
+    `,
+  },
+]
+
+export async function migrate(db: Database): Promise<void> {
+  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+  )`)
+  const { rows } = await db.query<{ version: number }>('SELECT version FROM schema_migrations')
+  const applied = new Set(rows.map((r) => Number(r.version)))
+  for (const migration of MIGRATIONS) {
+    if (applied.has(migration.version)) continue
+    await db.transaction(async (tx) => {
+      // Several replicas may start at once; the lock makes one of them migrate.
+      await tx.query('SELECT pg_advisory_xact_lock(5110)')
+      const again = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [
+        migration.version,
+      ])
+      if (again.rows.length > 0) return
+      for (const statement of splitStatements(migration.sql)) await tx.query(statement)
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+        migration.version,
+        migration.name,
+      ])
+    })
+  }
+}
+
+// Migrations hold no string literals with semicolons or dashes, so stripping comments and
+// splitting on semicolons is exact here.
+function splitStatements(sql: string): string[] {
+  return sql
+    .replace(/--[^\n]*/g, '')
+    .split(';')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+}

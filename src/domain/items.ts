@@ -1,0 +1,200 @@
+import type { Queryable } from '../db/database.js'
+import { PG_UNIQUE_VIOLATION, pgErrorCode } from '../db/database.js'
+import { type DomainContext, mutate } from './context.js'
+import { AppError, conflict, notFound } from './errors.js'
+
+export const ITEM_TYPES = ['part', 'assembly', 'drawing', 'document'] as const
+export type ItemType = (typeof ITEM_TYPES)[number]
+
+export interface Item {
+  part_number: string
+  description: string
+  item_type: ItemType
+  properties: Record<string, unknown>
+  created_at: string
+  updated_at: string
+}
+
+export interface NewItem {
+  part_number: string
+  description?: string
+  item_type: ItemType
+  properties?: Record<string, unknown>
+}
+
+export interface ItemPatch {
+  description?: string
+  item_type?: ItemType
+  properties?: Record<string, unknown>
+}
+
+interface ItemRow extends Omit<Item, 'created_at' | 'updated_at'> {
+  created_at: Date | string
+  updated_at: Date | string
+}
+
+const COLUMNS = 'part_number, description, item_type, properties, created_at, updated_at'
+
+function toItem(row: ItemRow): Item {
+  return {
+    part_number: row.part_number,
+    description: row.description,
+    item_type: row.item_type,
+    properties: row.properties,
+    created_at: new Date(row.created_at).toISOString(),
+    updated_at: new Date(row.updated_at).toISOString(),
+  }
+}
+
+async function findItem(db: Queryable, partNumber: string, lock = false): Promise<Item> {
+  const { rows } = await db.query<ItemRow>(
+    `SELECT ${COLUMNS} FROM items WHERE part_number = $1${lock ? ' FOR UPDATE' : ''}`,
+    [partNumber],
+  )
+  const row = rows[0]
+  if (!row) throw notFound(`item ${partNumber}`)
+  return toItem(row)
+}
+
+export function getItem(db: Queryable, partNumber: string): Promise<Item> {
+  return findItem(db, partNumber)
+}
+
+export async function createItem(ctx: DomainContext, input: NewItem): Promise<Item> {
+  try {
+    return await mutate(ctx, async (tx, emit) => {
+      const { rows } = await tx.query<ItemRow>(
+        `INSERT INTO items (part_number, description, item_type, properties)
+         VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
+        [
+          input.part_number,
+          input.description ?? '',
+          input.item_type,
+          JSON.stringify(input.properties ?? {}),
+        ],
+      )
+      const item = toItem(rows[0] as ItemRow)
+      emit({
+        type: 'item.created',
+        part_number: item.part_number,
+        data: {
+          part_number: item.part_number,
+          description: item.description,
+          item_type: item.item_type,
+          properties: item.properties,
+        },
+      })
+      return item
+    })
+  } catch (err) {
+    if (pgErrorCode(err) === PG_UNIQUE_VIOLATION) {
+      throw conflict(`item ${input.part_number} already exists`)
+    }
+    throw err
+  }
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
+}
+
+/**
+ * Applies the given fields; `properties`, when given, replaces the whole property set. Emits
+ * `item.updated` with exactly the fields whose value changed, and nothing when none did.
+ */
+export async function updateItem(
+  ctx: DomainContext,
+  partNumber: string,
+  patch: ItemPatch,
+): Promise<Item> {
+  return mutate(ctx, async (tx, emit) => {
+    const current = await findItem(tx, partNumber, true)
+    const changed: Partial<Record<keyof ItemPatch, unknown>> = {}
+    for (const key of ['description', 'item_type', 'properties'] as const) {
+      const value = patch[key]
+      if (value !== undefined && !sameJson(value, current[key])) changed[key] = value
+    }
+    if (Object.keys(changed).length === 0) return current
+    const { rows } = await tx.query<ItemRow>(
+      `UPDATE items SET
+         description = coalesce($2, description),
+         item_type = coalesce($3, item_type),
+         properties = coalesce($4::jsonb, properties),
+         updated_at = now()
+       WHERE part_number = $1 RETURNING ${COLUMNS}`,
+      [
+        partNumber,
+        changed.description ?? null,
+        changed.item_type ?? null,
+        changed.properties === undefined ? null : JSON.stringify(changed.properties),
+      ],
+    )
+    emit({
+      type: 'item.updated',
+      part_number: partNumber,
+      data: { part_number: partNumber, ...changed },
+    })
+    return toItem(rows[0] as ItemRow)
+  })
+}
+
+export async function deleteItem(ctx: DomainContext, partNumber: string): Promise<void> {
+  await mutate(ctx, async (tx, emit) => {
+    const { rows } = await tx.query('DELETE FROM items WHERE part_number = $1 RETURNING 1', [
+      partNumber,
+    ])
+    if (rows.length === 0) throw notFound(`item ${partNumber}`)
+    emit({ type: 'item.deleted', part_number: partNumber, data: { part_number: partNumber } })
+  })
+}
+
+export interface ItemQuery {
+  q?: string
+  item_type?: ItemType
+  limit: number
+  cursor?: string
+}
+
+/** The cursor is the last part number of the previous page, opaque to clients. */
+function decodeCursor(cursor: string): string {
+  const decoded = Buffer.from(cursor, 'base64url').toString('utf8')
+  if (!decoded.startsWith('pn:')) throw new AppError(400, 'bad_request', 'invalid cursor')
+  return decoded.slice(3)
+}
+
+function encodeCursor(partNumber: string): string {
+  return Buffer.from(`pn:${partNumber}`, 'utf8').toString('base64url')
+}
+
+/** Lists items in part-number order, keyset-paginated so pages stay stable under writes. */
+export async function listItems(
+  db: Queryable,
+  query: ItemQuery,
+): Promise<{ items: Item[]; next_cursor: string | null }> {
+  const where: string[] = []
+  const params: unknown[] = []
+  if (query.q) {
+    params.push(`%${query.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+    where.push(`(part_number ILIKE $${params.length} OR description ILIKE $${params.length})`)
+  }
+  if (query.item_type) {
+    params.push(query.item_type)
+    where.push(`item_type = $${params.length}`)
+  }
+  if (query.cursor) {
+    params.push(decodeCursor(query.cursor))
+    where.push(`part_number > $${params.length}`)
+  }
+  params.push(query.limit + 1)
+  const { rows } = await db.query<ItemRow>(
+    `SELECT ${COLUMNS} FROM items ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+     ORDER BY part_number LIMIT $${params.length}`,
+    params,
+  )
+  const items = rows.slice(0, query.limit).map(toItem)
+  const last = items[items.length - 1]
+  return {
+    items,
+    next_cursor: rows.length > query.limit && last ? encodeCursor(last.part_number) : null,
+  }
+}

@@ -1,0 +1,363 @@
+import type { Writable } from 'node:stream'
+import type { EventSource, StoredEvent } from './eventLog.js'
+import { encodeEvent, encodeRetry } from './sseEncoding.js'
+
+/** A stored event, encoded once; every subscriber writes the same bytes. */
+interface Entry {
+  id: number
+  type: string
+  partNumber: string | null
+  bytes: Buffer
+}
+
+export interface SubscriptionFilter {
+  types?: ReadonlySet<string>
+  partNumber?: string
+}
+
+export interface SubscribeOptions {
+  lastEventId?: number
+  filter?: SubscriptionFilter
+  /** Written right after `retry:`, before anything from the log (the current server mode). */
+  greeting?: { type: string; data: unknown }
+}
+
+export interface BrokerOptions {
+  source: EventSource
+  /** How many recent events are kept encoded in memory for live fan-out. */
+  windowSize: number
+  retryMs: number
+  heartbeatMs: number
+  /** Most events written to one socket in one go. */
+  batchSize?: number
+  /** Delay before a subscriber retries after the log could not be read. */
+  readRetryMs?: number
+  onError?: (err: unknown, context: string) => void
+}
+
+interface Subscriber {
+  sink: Writable
+  cursor: number
+  filter: SubscriptionFilter
+  closed: boolean
+  /** Set while the subscriber waits for new events; calling it wakes the subscriber. */
+  wake: (() => void) | null
+}
+
+const HEARTBEAT = encodeEvent({ type: 'heartbeat', data: {} })
+
+/**
+ * Recent history of encoded events: every id in (floor, newest] that the log holds. Older ids
+ * must be read from the log itself.
+ */
+class EventWindow {
+  private entries: Entry[] = []
+  floor: number
+
+  constructor(
+    private readonly size: number,
+    floor: number,
+  ) {
+    this.floor = floor
+  }
+
+  append(entry: Entry): void {
+    this.entries.push(entry)
+    // Trim in halves so appends stay O(1) amortised.
+    if (this.entries.length >= this.size * 2) {
+      const evicted = this.entries.splice(0, this.entries.length - this.size)
+      this.floor = (evicted[evicted.length - 1] as Entry).id
+    }
+  }
+
+  covers(cursor: number): boolean {
+    return cursor >= this.floor
+  }
+
+  after(cursor: number, limit: number): Entry[] {
+    let lo = 0
+    let hi = this.entries.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if ((this.entries[mid] as Entry).id <= cursor) lo = mid + 1
+      else hi = mid
+    }
+    return this.entries.slice(lo, lo + limit)
+  }
+
+  reset(floor: number): void {
+    this.entries = []
+    this.floor = floor
+  }
+}
+
+function toEntry(event: StoredEvent): Entry {
+  return {
+    id: event.id,
+    type: event.type,
+    partNumber: event.part_number,
+    bytes: encodeEvent({ id: event.id, type: event.type, data: event.data }),
+  }
+}
+
+function matches(entry: Entry, filter: SubscriptionFilter): boolean {
+  if (filter.types && !filter.types.has(entry.type)) return false
+  if (filter.partNumber !== undefined && entry.partNumber !== filter.partNumber) return false
+  return true
+}
+
+/**
+ * Fans the event log out to SSE subscribers. Every subscriber pulls from the log at its own
+ * pace by cursor: live events come from an in-memory window shared by all, a subscriber that
+ * lags behind the window reads pages from the log, and one that lags behind retention gets
+ * `stream.reset`. Nothing is queued per subscriber, so memory is bounded by the window, not by
+ * clients × backlog.
+ */
+export class Broker {
+  private readonly subscribers = new Set<Subscriber>()
+  private readonly batchSize: number
+  private readonly readRetryMs: number
+  private window: EventWindow
+  private latest = 0
+  private prunedThrough = 0
+  private refreshing: Promise<void> | null = null
+  private refreshAgain = false
+  private heartbeatTimer: NodeJS.Timeout | null = null
+  private closed = false
+
+  constructor(private readonly options: BrokerOptions) {
+    this.batchSize = options.batchSize ?? 512
+    this.readRetryMs = options.readRetryMs ?? 1000
+    this.window = new EventWindow(options.windowSize, 0)
+  }
+
+  get latestId(): number {
+    return this.latest
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size
+  }
+
+  async start(): Promise<void> {
+    const bounds = await this.options.source.bounds()
+    this.latest = bounds.latest
+    this.prunedThrough = bounds.prunedThrough
+    this.window.reset(this.latest)
+    if (this.options.heartbeatMs > 0) {
+      this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs)
+      this.heartbeatTimer.unref()
+    }
+  }
+
+  /**
+   * Reads every event committed since the newest one known and wakes subscribers. Called after
+   * each local commit (and by cross-process notifications); concurrent calls share one read.
+   */
+  refresh(): Promise<void> {
+    if (this.refreshing) {
+      this.refreshAgain = true
+      return this.refreshing
+    }
+    this.refreshing = this.readNew().finally(() => {
+      this.refreshing = null
+    })
+    return this.refreshing
+  }
+
+  private async readNew(): Promise<void> {
+    do {
+      this.refreshAgain = false
+      for (;;) {
+        const page = await this.options.source.readAfter(
+          this.latest,
+          Number.MAX_SAFE_INTEGER,
+          this.batchSize,
+        )
+        for (const event of page) this.window.append(toEntry(event))
+        if (page.length > 0) {
+          this.latest = (page[page.length - 1] as StoredEvent).id
+          this.wakeAll()
+        }
+        if (page.length < this.batchSize) break
+      }
+    } while (this.refreshAgain)
+  }
+
+  /** Records a new retention watermark (after pruning). */
+  notePruned(prunedThrough: number): void {
+    if (prunedThrough > this.prunedThrough) {
+      this.prunedThrough = prunedThrough
+      this.wakeAll()
+    }
+  }
+
+  /**
+   * Serves one SSE connection on `sink` until it closes or the broker shuts down. Resolves when
+   * the subscription has ended.
+   */
+  async subscribe(sink: Writable, options: SubscribeOptions = {}): Promise<void> {
+    sink.write(encodeRetry(this.options.retryMs))
+    if (this.closed) {
+      sink.end()
+      return
+    }
+    if (options.greeting) {
+      sink.write(encodeEvent({ type: options.greeting.type, data: options.greeting.data }))
+    }
+    const sub: Subscriber = {
+      sink,
+      cursor: this.latest,
+      filter: options.filter ?? {},
+      closed: false,
+      wake: null,
+    }
+    const onClose = () => {
+      sub.closed = true
+      sub.wake?.()
+    }
+    // A socket that dies mid-write reports it here; 'close' follows and ends the subscription.
+    const onError = () => {}
+    sink.once('close', onClose)
+    sink.on('error', onError)
+    this.subscribers.add(sub)
+    try {
+      const requested = options.lastEventId
+      if (requested !== undefined) {
+        // An id this process has not seen yet may have been committed elsewhere; look first.
+        if (requested > this.latest) await this.refreshQuietly()
+        if (requested > this.latest) this.writeReset(sub, requested)
+        else sub.cursor = requested
+      }
+      await this.pump(sub)
+    } finally {
+      this.subscribers.delete(sub)
+      sink.off('close', onClose)
+      sink.off('error', onError)
+    }
+  }
+
+  private async refreshQuietly(): Promise<void> {
+    try {
+      await this.refresh()
+    } catch (err) {
+      this.options.onError?.(err, 'refresh')
+    }
+  }
+
+  private async pump(sub: Subscriber): Promise<void> {
+    while (!sub.closed && !this.closed) {
+      if (sub.cursor >= this.latest) {
+        await new Promise<void>((resolve) => {
+          sub.wake = resolve
+        })
+        sub.wake = null
+        continue
+      }
+      let batch: Entry[] | 'reset'
+      try {
+        batch = await this.entriesAfter(sub.cursor)
+      } catch (err) {
+        this.options.onError?.(err, 'read event log')
+        await this.pause(sub, this.readRetryMs)
+        continue
+      }
+      if (sub.closed || this.closed) break
+      if (batch === 'reset') {
+        this.writeReset(sub, sub.cursor)
+        continue
+      }
+      if (!this.writeBatch(sub, batch)) await this.drained(sub)
+    }
+  }
+
+  private async entriesAfter(cursor: number): Promise<Entry[] | 'reset'> {
+    if (cursor < this.prunedThrough) return 'reset'
+    if (this.window.covers(cursor)) return this.window.after(cursor, this.batchSize)
+    const page = await this.options.source.readAfter(cursor, this.latest, this.batchSize)
+    // Retention may have run while we read; the watermark tells whether rows went missing.
+    const bounds = await this.options.source.bounds()
+    this.notePruned(bounds.prunedThrough)
+    if (cursor < this.prunedThrough) return 'reset'
+    return page.map(toEntry)
+  }
+
+  /** Writes the events the subscriber wants; returns false when the socket asks us to wait. */
+  private writeBatch(sub: Subscriber, batch: Entry[]): boolean {
+    const last = batch[batch.length - 1]
+    if (!last) {
+      sub.cursor = this.latest
+      return true
+    }
+    let ok = true
+    const { sink, filter } = sub
+    if (batch.length > 1) sink.cork()
+    for (const entry of batch) if (matches(entry, filter)) ok = sink.write(entry.bytes)
+    if (batch.length > 1) sink.uncork()
+    sub.cursor = last.id
+    return ok && !sink.writableNeedDrain
+  }
+
+  private writeReset(sub: Subscriber, lastEventId: number): void {
+    sub.sink.write(
+      encodeEvent({
+        type: 'stream.reset',
+        data: { last_event_id: lastEventId, oldest_available_id: this.prunedThrough + 1 },
+      }),
+    )
+    sub.cursor = this.latest
+  }
+
+  private drained(sub: Subscriber): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        sub.sink.off('drain', done)
+        sub.wake = null
+        resolve()
+      }
+      sub.sink.on('drain', done)
+      sub.wake = done
+    })
+  }
+
+  private pause(sub: Subscriber, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        sub.wake = null
+        resolve()
+      }
+      sub.wake = done
+    })
+  }
+
+  private wakeAll(): void {
+    for (const sub of this.subscribers) sub.wake?.()
+  }
+
+  private heartbeat(): void {
+    for (const sub of this.subscribers) {
+      if (sub.cursor >= this.latest && !sub.sink.writableNeedDrain) sub.sink.write(HEARTBEAT)
+    }
+  }
+
+  /** Sends an event that is not stored and has no id (server.state) to every subscriber. */
+  broadcast(type: string, data: unknown): void {
+    const bytes = encodeEvent({ type, data })
+    for (const sub of this.subscribers) if (!sub.closed) sub.sink.write(bytes)
+  }
+
+  /** Ends every subscription after a final event; later subscribers are turned away at once. */
+  close(final?: { type: string; data: unknown }): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
+    const bytes = final ? encodeEvent(final) : null
+    for (const sub of this.subscribers) {
+      if (bytes) sub.sink.write(bytes)
+      sub.sink.end()
+      sub.wake?.()
+    }
+  }
+}

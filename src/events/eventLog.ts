@@ -1,0 +1,111 @@
+import type { Database, Queryable } from '../db/database.js'
+
+/** One stored event: a row of the `events` table. */
+export interface StoredEvent {
+  id: number
+  type: string
+  part_number: string | null
+  data: Record<string, unknown>
+}
+
+export interface NewEvent {
+  type: string
+  part_number: string | null
+  data: Record<string, unknown>
+}
+
+export interface LogBounds {
+  /** Highest committed id, 0 when the log has never held an event. */
+  latest: number
+  /** Highest id removed by retention: ids at or below it cannot be replayed. */
+  prunedThrough: number
+}
+
+/** What the broker needs from the log; in-memory fakes implement it in unit tests. */
+export interface EventSource {
+  readAfter(afterId: number, upToId: number, limit: number): Promise<StoredEvent[]>
+  bounds(): Promise<LogBounds>
+}
+
+// Any constant shared by every writer; it serialises event inserts until commit so that ids
+// become visible in the order they were taken, also across PostgreSQL connections.
+const EVENT_ORDER_LOCK = 5111
+
+/**
+ * Appends events inside the caller's transaction, so an event exists exactly when its change
+ * commits. Returns the stored rows with their ids.
+ */
+export async function appendEvents(tx: Queryable, events: NewEvent[]): Promise<StoredEvent[]> {
+  if (events.length === 0) return []
+  await tx.query('SELECT pg_advisory_xact_lock($1)', [EVENT_ORDER_LOCK])
+  const { rows } = await tx.query<StoredEvent>(
+    `INSERT INTO events (type, part_number, data)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+     RETURNING id::float8 AS id, type, part_number, data`,
+    [
+      events.map((e) => e.type),
+      events.map((e) => e.part_number),
+      events.map((e) => JSON.stringify(e.data)),
+    ],
+  )
+  return rows.map(normalise).sort((a, b) => a.id - b.id)
+}
+
+function normalise(row: StoredEvent): StoredEvent {
+  return { ...row, id: Number(row.id) }
+}
+
+export function databaseEventSource(db: Queryable): EventSource {
+  return {
+    async readAfter(afterId, upToId, limit) {
+      const { rows } = await db.query<StoredEvent>(
+        `SELECT id::float8 AS id, type, part_number, data FROM events
+         WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3`,
+        [afterId, upToId, limit],
+      )
+      return rows.map(normalise)
+    },
+    async bounds() {
+      const { rows } = await db.query<{ latest: number; pruned_through: number }>(
+        `SELECT coalesce((SELECT max(id) FROM events), 0)::float8 AS latest,
+                pruned_through::float8 AS pruned_through
+         FROM event_log_state`,
+      )
+      const row = rows[0]
+      return { latest: Number(row?.latest ?? 0), prunedThrough: Number(row?.pruned_through ?? 0) }
+    },
+  }
+}
+
+/**
+ * Removes events beyond the retention limits, always keeping the newest one so that the next id
+ * can be told from a replaced database. Returns the new pruned-through watermark.
+ */
+export async function pruneEvents(
+  db: Database,
+  retention: { maxCount: number; maxAgeMs: number },
+): Promise<number> {
+  return db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [EVENT_ORDER_LOCK + 1])
+    const { rows } = await tx.query<{ cutoff: number | null }>(
+      `SELECT greatest(
+         (SELECT max(id) FROM events) - $1::bigint,
+         (SELECT max(id) FROM events WHERE created_at < now() - make_interval(secs => $2::float8 / 1000)
+            AND id < (SELECT max(id) FROM events))
+       )::float8 AS cutoff`,
+      [retention.maxCount, retention.maxAgeMs],
+    )
+    const cutoff = rows[0]?.cutoff == null ? 0 : Number(rows[0].cutoff)
+    if (cutoff > 0) {
+      await tx.query('DELETE FROM events WHERE id <= $1', [cutoff])
+      await tx.query(
+        'UPDATE event_log_state SET pruned_through = greatest(pruned_through, $1::bigint)',
+        [cutoff],
+      )
+    }
+    const state = await tx.query<{ pruned_through: number }>(
+      'SELECT pruned_through::float8 AS pruned_through FROM event_log_state',
+    )
+    return Number(state.rows[0]?.pruned_through ?? 0)
+  })
+}

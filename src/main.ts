@@ -1,0 +1,68 @@
+// SIGUSR1 is also Node's "open the inspector" signal: a process with no listener for it starts a
+// debugger on 127.0.0.1:9229. The listener goes in before any import that takes time, and
+// toggles that arrive during start-up are applied once the server exists.
+let earlyToggles = 0
+let toggleReadOnly: (() => void) | null = null
+process.on('SIGUSR1', () => {
+  if (toggleReadOnly) toggleReadOnly()
+  else earlyToggles++
+})
+
+const { parseArgs } = await import('node:util')
+const { setTimeout: sleep } = await import('node:timers/promises')
+const { loadConfig, ConfigError } = await import('./config.js')
+const { buildApp } = await import('./app.js')
+const { DatabaseLockedError } = await import('./db/pglite.js')
+const { ensureBootstrapAdmin } = await import('./domain/tokens.js')
+const { default: closeWithGrace } = await import('close-with-grace')
+
+const { values: args } = parseArgs({ options: { config: { type: 'string', short: 'c' } } })
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`silo: ${message}\n`)
+  process.exit(code)
+}
+
+let config
+try {
+  config = loadConfig({ file: args.config ?? process.env.SILO_CONFIG, env: process.env })
+} catch (err) {
+  if (err instanceof ConfigError) fail(err.message, 2)
+  throw err
+}
+
+let app
+try {
+  app = await buildApp(config)
+} catch (err) {
+  if (err instanceof DatabaseLockedError) fail(err.message, 1)
+  throw err
+}
+const server = app
+
+toggleReadOnly = () => server.serverState.modes.toggleReadOnly('SIGUSR1')
+if (earlyToggles % 2 === 1) toggleReadOnly()
+
+closeWithGrace(
+  {
+    delay: config.server.shutdown_timeout,
+    logger: { error: (message: unknown) => server.log.error(message) },
+  },
+  async ({ signal, err }) => {
+    if (err) server.log.error({ err }, 'fatal error; shutting down')
+    else server.log.info(`${signal ?? 'exit'} received; draining`)
+    server.serverState.beginShutdown()
+    if (config.server.drain_delay > 0) await sleep(config.server.drain_delay)
+    await server.close()
+  },
+)
+
+const bootstrapToken = await ensureBootstrapAdmin(server.db)
+const address = await server.listen({ host: config.server.host, port: config.server.port })
+process.stdout.write(`silo listening on ${address} (mode ${server.serverState.modes.mode})\n`)
+if (bootstrapToken) {
+  // Printed once, straight to the terminal and never through the logger.
+  process.stdout.write(
+    `first start: created admin token (shown only now, store it safely):\n  ${bootstrapToken}\n`,
+  )
+}

@@ -1,0 +1,63 @@
+import fp from 'fastify-plugin'
+import type { Config } from '../config.js'
+import type { DomainContext } from '../domain/context.js'
+import { Broker } from '../events/broker.js'
+import { databaseEventSource, pruneEvents } from '../events/eventLog.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    broker: Broker
+    /** The context every domain call gets: database plus the fan-out wake-up. */
+    domain: DomainContext
+    /** Applies event retention now (also runs at start-up and every `events.prune_interval`). */
+    applyRetention: () => Promise<void>
+  }
+}
+
+/**
+ * Decorates `app.broker`, applies event retention on a timer, and ends every stream in
+ * preClose so that the server can close while SSE clients are connected.
+ */
+export default fp<{ events: Config['events'] }>(
+  async (app, { events }) => {
+    const broker = new Broker({
+      source: databaseEventSource(app.db),
+      windowSize: events.memory_window,
+      retryMs: events.retry,
+      heartbeatMs: events.heartbeat_interval,
+      onError: (err, context) => app.log.error({ err }, `event broker: ${context}`),
+    })
+    await broker.start()
+    const refresh = () => {
+      broker.refresh().catch((err: unknown) => {
+        app.log.error({ err }, 'event broker: reading new events failed; retrying')
+        setTimeout(refresh, 1000).unref()
+      })
+    }
+    app.decorate('broker', broker)
+    app.decorate('domain', { db: app.db, eventsCommitted: refresh })
+
+    const prune = async () => {
+      try {
+        broker.notePruned(
+          await pruneEvents(app.db, {
+            maxCount: events.retention_count,
+            maxAgeMs: events.retention_age,
+          }),
+        )
+      } catch (err) {
+        app.log.error({ err }, 'event retention failed')
+      }
+    }
+    app.decorate('applyRetention', prune)
+    await prune()
+    const pruneTimer = setInterval(() => void prune(), events.prune_interval)
+    pruneTimer.unref()
+
+    app.addHook('preClose', async () => {
+      clearInterval(pruneTimer)
+      broker.close({ type: 'server.state', data: { mode: 'shutting-down' } })
+    })
+  },
+  { name: 'broker', dependencies: ['database'] },
+)

@@ -1,0 +1,51 @@
+import type { FastifyError } from 'fastify'
+import fp from 'fastify-plugin'
+import { AppError } from '../domain/errors.js'
+
+const CODE_BY_STATUS: Record<number, string> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  406: 'not_acceptable',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'too_many_requests',
+}
+
+/**
+ * The one place error bodies are made: `{"error": code, "message": text}`. Client errors keep
+ * their message; server errors are logged in full and answered with a generic text.
+ */
+export default fp(
+  async (app) => {
+    app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
+      if (err instanceof AppError) {
+        return reply
+          .code(err.status)
+          .headers(err.headers)
+          .send({ error: err.code, message: err.message })
+      }
+      const status = err.statusCode ?? 500
+      if (status >= 400 && status < 500) {
+        const code = err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? 'invalid_json' : undefined
+        return reply
+          .code(status)
+          .send({ error: code ?? CODE_BY_STATUS[status] ?? 'bad_request', message: err.message })
+      }
+      request.log.error({ err }, 'request failed')
+      return reply.code(500).send({ error: 'internal', message: 'internal server error' })
+    })
+    app.setNotFoundHandler((request, reply) => {
+      return reply
+        .code(404)
+        .send({
+          error: 'not_found',
+          message: `no route for ${request.method} ${request.url.split('?')[0]}`,
+        })
+    })
+  },
+  { name: 'errorHandler' },
+)

@@ -1,0 +1,79 @@
+import fp from 'fastify-plugin'
+import type { Config } from '../config.js'
+import { ModeMachine } from '../state/modeMachine.js'
+import { StorageMonitor } from '../state/storageMonitor.js'
+import type { ObjectStorage } from '../storage/objectStorage.js'
+import { AppError } from '../domain/errors.js'
+
+const SERVED_WHILE_DRAINING = new Set(['/health', '/ready', '/api/events'])
+
+export interface ServerState {
+  modes: ModeMachine
+  storageMonitor: StorageMonitor
+  /** True from the first shutdown signal on: /ready answers 503 and new requests are refused. */
+  readonly shuttingDown: boolean
+  /** Starts the drain: readiness off, SSE clients told and closed. Idempotent. */
+  beginShutdown(): void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    storage: ObjectStorage
+    serverState: ServerState
+  }
+}
+
+/**
+ * Owns the mode machine and the storage monitor, publishes every mode change as `server.state`
+ * and logs it as one line.
+ */
+export default fp<{ storage: ObjectStorage; config: Config }>(
+  async (app, { storage, config }) => {
+    const modes = new ModeMachine({ readOnly: config.server.read_only })
+    modes.onChange((change) => {
+      app.log.info(change, `server mode ${change.previous} -> ${change.mode}: ${change.reason}`)
+      app.broker.broadcast('server.state', change)
+    })
+    const storageMonitor = new StorageMonitor({
+      ping: (signal) => storage.ping(signal),
+      intervalMs: config.storage.health_interval,
+      timeoutMs: config.storage.timeout,
+      failureThreshold: config.storage.failure_threshold,
+      onHealthChange: (healthy, reason) => modes.setStorageHealthy(healthy, reason),
+    })
+    let shuttingDown = false
+    const state: ServerState = {
+      modes,
+      storageMonitor,
+      get shuttingDown() {
+        return shuttingDown
+      },
+      beginShutdown() {
+        if (shuttingDown) return
+        shuttingDown = true
+        app.log.info('shutting down: readiness off, closing event streams')
+        app.broker.close({ type: 'server.state', data: { mode: 'shutting-down' } })
+      },
+    }
+    app.decorate('storage', storage)
+    app.decorate('serverState', state)
+    // While draining, only probes and the event stream (which answers with an immediate end so
+    // clients reconnect elsewhere) are served.
+    app.addHook('onRequest', async (request, reply) => {
+      if (!shuttingDown || SERVED_WHILE_DRAINING.has(request.routeOptions.url ?? '')) return
+      reply.header('Connection', 'close')
+      throw new AppError(503, 'shutting_down', 'the server is shutting down; retry elsewhere', {
+        'Retry-After': '1',
+      })
+    })
+    await storageMonitor.start()
+    app.addHook('preClose', async () => {
+      state.beginShutdown()
+    })
+    app.addHook('onClose', async () => {
+      storageMonitor.stop()
+      await storage.close()
+    })
+  },
+  { name: 'serverState', dependencies: ['broker'] },
+)

@@ -1,0 +1,94 @@
+import type { FastifyPluginAsync } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { createToken, listTokens, revokeToken } from '../domain/tokens.js'
+import { ErrorBody, Mode, Role, authErrors } from './schemas.js'
+
+const ModeBody = Type.Object({ mode: Mode, read_only: Type.Boolean(), storage: Type.String() })
+
+const TokenInfo = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  role: Type.String(),
+  prefix: Type.String(),
+  created_at: Type.String(),
+})
+
+const adminRoutes: FastifyPluginAsync = async (plain) => {
+  const app = plain.withTypeProvider<TypeBoxTypeProvider>()
+  const modeBody = () => ({
+    mode: app.serverState.modes.mode,
+    read_only: app.serverState.modes.isReadOnly,
+    storage: app.serverState.storageMonitor.isHealthy ? 'ok' : 'unavailable',
+  })
+
+  app.get(
+    '/api/admin/mode',
+    { config: { role: 'admin' }, schema: { response: { 200: ModeBody, ...authErrors } } },
+    async () => modeBody(),
+  )
+
+  app.put(
+    '/api/admin/mode',
+    {
+      // Must work in read-only: it is how read-only is turned off.
+      config: { role: 'admin', writes: false },
+      schema: {
+        body: Type.Object({ read_only: Type.Boolean() }, { additionalProperties: false }),
+        response: { 200: ModeBody, 400: ErrorBody, ...authErrors },
+      },
+    },
+    async (request) => {
+      app.serverState.modes.setReadOnly(
+        request.body.read_only,
+        `admin API (token ${request.principal?.name ?? '?'})`,
+      )
+      return modeBody()
+    },
+  )
+
+  app.get(
+    '/api/admin/tokens',
+    {
+      config: { role: 'admin' },
+      schema: { response: { 200: Type.Object({ tokens: Type.Array(TokenInfo) }), ...authErrors } },
+    },
+    async () => ({ tokens: await listTokens(app.db) }),
+  )
+
+  app.post(
+    '/api/admin/tokens',
+    {
+      config: { role: 'admin' },
+      schema: {
+        body: Type.Object(
+          { name: Type.String({ minLength: 1, maxLength: 100 }), role: Role },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({ ...TokenInfo.properties, token: Type.String() }),
+          400: ErrorBody,
+          ...authErrors,
+        },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await createToken(app.db, request.body)),
+  )
+
+  app.delete(
+    '/api/admin/tokens/:id',
+    {
+      config: { role: 'admin' },
+      schema: {
+        params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
+        response: { 204: Type.Null(), 404: ErrorBody, ...authErrors },
+      },
+    },
+    async (request, reply) => {
+      await revokeToken(app.db, request.params.id)
+      return reply.code(204).send(null)
+    },
+  )
+}
+
+export default adminRoutes

@@ -1,0 +1,52 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { parseLastEventId } from '../events/sseEncoding.js'
+
+/** Splits `?types=a,b` into a set; an empty or absent list means every type. */
+function parseTypes(value: unknown): Set<string> | undefined {
+  if (typeof value !== 'string') return undefined
+  const types = value
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+  return types.length > 0 ? new Set(types) : undefined
+}
+
+/**
+ * GET /api/events. Once auth has passed this route always answers 200 (EventSource gives up for
+ * good on other statuses), so its query is read leniently: odd values are ignored, not refused.
+ */
+const eventRoutes: FastifyPluginAsync = async (app) => {
+  app.get(
+    '/api/events',
+    { config: { role: 'viewer', queryToken: true } },
+    async (request, reply) => {
+      const query = (request.query ?? {}) as Record<string, unknown>
+      const headerId = request.headers['last-event-id']
+      const lastEventId = parseLastEventId(headerId ?? query.last_event_id)
+      const partNumber = typeof query.part_number === 'string' ? query.part_number : undefined
+
+      reply.hijack()
+      const socket = request.raw.socket
+      socket.setTimeout(0)
+      socket.setNoDelay(true)
+      socket.setKeepAlive(true)
+      // Headers set by hooks (CORS) live on the reply, which hijack bypasses.
+      for (const [name, value] of Object.entries(reply.getHeaders())) {
+        if (value !== undefined) reply.raw.setHeader(name, value)
+      }
+      reply.raw.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-cache',
+        'X-Accel-Buffering': 'no',
+        Connection: 'keep-alive',
+      })
+      await app.broker.subscribe(reply.raw, {
+        lastEventId,
+        filter: { types: parseTypes(query.types), partNumber },
+        greeting: { type: 'server.state', data: { mode: app.serverState.modes.mode } },
+      })
+    },
+  )
+}
+
+export default eventRoutes

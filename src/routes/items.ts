@@ -1,0 +1,115 @@
+import type { FastifyPluginAsync } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { createItem, deleteItem, getItem, listItems, updateItem } from '../domain/items.js'
+import {
+  ErrorBody,
+  Item,
+  ItemType,
+  PartNumber,
+  PartNumberParams,
+  Properties,
+  authErrors,
+} from './schemas.js'
+
+const Description = Type.String({ maxLength: 4096 })
+
+const itemRoutes: FastifyPluginAsync = async (plain) => {
+  const app = plain.withTypeProvider<TypeBoxTypeProvider>()
+
+  app.get(
+    '/api/items',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        querystring: Type.Object(
+          {
+            q: Type.Optional(Type.String({ maxLength: 200 })),
+            item_type: Type.Optional(ItemType),
+            limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+            cursor: Type.Optional(Type.String({ maxLength: 200 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            items: Type.Array(Item),
+            next_cursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+          400: ErrorBody,
+          ...authErrors,
+        },
+      },
+    },
+    async (request) => listItems(app.db, request.query),
+  )
+
+  app.post(
+    '/api/items',
+    {
+      config: { role: 'editor' },
+      schema: {
+        body: Type.Object(
+          {
+            part_number: PartNumber,
+            description: Type.Optional(Description),
+            item_type: ItemType,
+            properties: Type.Optional(Properties),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Item, 400: ErrorBody, 409: ErrorBody, ...authErrors },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await createItem(app.domain, request.body)),
+  )
+
+  app.get(
+    '/api/items/:pn',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        params: PartNumberParams,
+        response: { 200: Item, 404: ErrorBody, ...authErrors },
+      },
+    },
+    async (request) => getItem(app.db, request.params.pn),
+  )
+
+  app.patch(
+    '/api/items/:pn',
+    {
+      config: { role: 'editor' },
+      schema: {
+        params: PartNumberParams,
+        body: Type.Object(
+          {
+            description: Type.Optional(Description),
+            item_type: Type.Optional(ItemType),
+            properties: Type.Optional(Properties),
+          },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: Item, 400: ErrorBody, 404: ErrorBody, ...authErrors },
+      },
+    },
+    async (request) => updateItem(app.domain, request.params.pn, request.body),
+  )
+
+  app.delete(
+    '/api/items/:pn',
+    {
+      config: { role: 'editor' },
+      schema: {
+        params: PartNumberParams,
+        response: { 204: Type.Null(), 404: ErrorBody, ...authErrors },
+      },
+    },
+    async (request, reply) => {
+      await deleteItem(app.domain, request.params.pn)
+      return reply.code(204).send(null)
+    },
+  )
+}
+
+export default itemRoutes
