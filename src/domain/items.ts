@@ -94,8 +94,20 @@ export async function createItem(ctx: DomainContext, input: NewItem): Promise<It
   }
 }
 
+/** JSON text with object keys sorted at every level, so key order does not count. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  )
+}
+
+// Compared canonically: jsonb hands keys back in its own order (shortest first), so comparing
+// plain JSON.stringify output made a client resending its own properties emit a spurious
+// item.updated although nothing changed.
 function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b)
+  return canonicalJson(a) === canonicalJson(b)
 }
 
 /**

@@ -139,6 +139,13 @@ export class Broker {
     return this.subscribers.size
   }
 
+  /** Bytes written to subscriber sockets that the kernel has not taken yet, over all clients. */
+  get bufferedBytes(): number {
+    let total = 0
+    for (const sub of this.subscribers) total += sub.sink.writableLength
+    return total
+  }
+
   async start(): Promise<void> {
     const bounds = await this.options.source.bounds()
     this.latest = bounds.latest
@@ -308,15 +315,19 @@ export class Broker {
     sub.cursor = this.latest
   }
 
+  /**
+   * Waits until the socket takes more data or goes away. New events must not end this wait:
+   * waking a stalled subscriber for them would buffer its backlog in memory.
+   */
   private drained(sub: Subscriber): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         sub.sink.off('drain', done)
-        sub.wake = null
+        sub.sink.off('close', done)
         resolve()
       }
       sub.sink.on('drain', done)
-      sub.wake = done
+      sub.sink.on('close', done)
     })
   }
 
@@ -355,8 +366,11 @@ export class Broker {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
     const bytes = final ? encodeEvent(final) : null
     for (const sub of this.subscribers) {
+      sub.closed = true
       if (bytes) sub.sink.write(bytes)
       sub.sink.end()
+      // A client that stopped reading would hold shutdown up until the grace period ends.
+      if (sub.sink.writableNeedDrain) sub.sink.destroy()
       sub.wake?.()
     }
   }

@@ -39,12 +39,10 @@ export default fp(
       return reply.code(500).send({ error: 'internal', message: 'internal server error' })
     })
     app.setNotFoundHandler((request, reply) => {
-      return reply
-        .code(404)
-        .send({
-          error: 'not_found',
-          message: `no route for ${request.method} ${request.url.split('?')[0]}`,
-        })
+      return reply.code(404).send({
+        error: 'not_found',
+        message: `no route for ${request.method} ${request.url.split('?')[0]}`,
+      })
     })
   },
   { name: 'errorHandler' },

@@ -1,0 +1,28 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { TestProject } from 'vitest/node'
+import { migrate } from '../../src/db/migrations.js'
+import { openPglite } from '../../src/db/pglite.js'
+
+/**
+ * Builds dist/ once (process tests spawn the real entry point) and creates one migrated PGlite
+ * folder that every test copies: creating a folder costs seconds, copying it milliseconds.
+ */
+export default async function setup(project: TestProject) {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
+  const root = mkdtempSync(join(tmpdir(), 'silo-test-'))
+  const template = join(root, 'template-db')
+  const db = await openPglite(template)
+  await migrate(db)
+  await db.close()
+  project.provide('templateDb', template)
+  return () => rmSync(root, { recursive: true, force: true })
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    templateDb: string
+  }
+}

@@ -1,0 +1,201 @@
+import { Writable } from 'node:stream'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Broker } from '../../src/events/broker.js'
+import type { EventSource, StoredEvent } from '../../src/events/eventLog.js'
+
+/** The event log as an array, with reads counted. */
+class MemoryLog implements EventSource {
+  events: StoredEvent[] = []
+  prunedThrough = 0
+  reads = 0
+  append(n: number): void {
+    for (let i = 0; i < n; i++) {
+      const id = (this.events[this.events.length - 1]?.id ?? this.prunedThrough) + 1
+      this.events.push({
+        id,
+        type: 'item.created',
+        part_number: `P-${id}`,
+        data: { part_number: `P-${id}` },
+      })
+    }
+  }
+  prune(through: number): void {
+    this.events = this.events.filter((e) => e.id > through)
+    this.prunedThrough = through
+  }
+  async readAfter(afterId: number, upToId: number, limit: number) {
+    this.reads++
+    return this.events.filter((e) => e.id > afterId && e.id <= upToId).slice(0, limit)
+  }
+  async bounds() {
+    return {
+      latest: this.events[this.events.length - 1]?.id ?? this.prunedThrough,
+      prunedThrough: this.prunedThrough,
+    }
+  }
+}
+
+/** A socket stand-in that records every chunk; `stalled` makes it stop accepting data. */
+class RecordingSink extends Writable {
+  chunks: Buffer[] = []
+  private waiting: (() => void)[] = []
+  constructor(private stalled = false) {
+    super({ highWaterMark: 1024 })
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.chunks.push(chunk)
+    if (this.stalled) this.waiting.push(cb)
+    else cb()
+    this.emit('chunk')
+  }
+  release(): void {
+    this.stalled = false
+    for (const cb of this.waiting.splice(0)) cb()
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString()
+  }
+  ids(): number[] {
+    return [...this.text().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
+  }
+  until(check: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const test = () => {
+        if (check()) {
+          this.off('chunk', test)
+          resolve()
+        }
+      }
+      this.on('chunk', test)
+      test()
+    })
+  }
+}
+
+const brokers: Broker[] = []
+async function brokerOn(log: MemoryLog, windowSize = 64): Promise<Broker> {
+  const broker = new Broker({
+    source: log,
+    windowSize,
+    retryMs: 1000,
+    heartbeatMs: 0,
+    batchSize: 16,
+  })
+  await broker.start()
+  brokers.push(broker)
+  return broker
+}
+afterEach(() => {
+  for (const b of brokers.splice(0)) b.close()
+})
+
+describe('Broker', () => {
+  it('writes retry, then the greeting, then live events', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    const sink = new RecordingSink()
+    void broker.subscribe(sink, { greeting: { type: 'server.state', data: { mode: 'normal' } } })
+    log.append(1)
+    await broker.refresh()
+    await sink.until(() => sink.ids().length === 1)
+    expect(sink.text()).toBe(
+      'retry: 1000\n\nevent: server.state\ndata: {"mode":"normal"}\n\n' +
+        'id: 1\nevent: item.created\ndata: {"part_number":"P-1"}\n\n',
+    )
+  })
+
+  it('encodes each event once: every subscriber gets the same bytes', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    const sinks = [new RecordingSink(), new RecordingSink(), new RecordingSink()]
+    for (const sink of sinks) void broker.subscribe(sink)
+    log.append(1)
+    await broker.refresh()
+    await Promise.all(sinks.map((s) => s.until(() => s.ids().length === 1)))
+    const eventChunks = sinks.map((s) => s.chunks[s.chunks.length - 1])
+    expect(eventChunks[0]).toBe(eventChunks[1])
+    expect(eventChunks[1]).toBe(eventChunks[2])
+  })
+
+  it('replays from the log beyond the memory window, in order, then continues live', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log, 16)
+    log.append(200)
+    await broker.refresh()
+    const sink = new RecordingSink()
+    void broker.subscribe(sink, { lastEventId: 10 })
+    await sink.until(() => sink.ids().length === 190)
+    log.append(5)
+    await broker.refresh()
+    await sink.until(() => sink.ids().length === 195)
+    expect(sink.ids()).toEqual(Array.from({ length: 195 }, (_, i) => i + 11))
+  })
+
+  it('holds back a subscriber whose socket does not drain instead of buffering its backlog', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log, 16)
+    const sink = new RecordingSink(true)
+    void broker.subscribe(sink, { lastEventId: 0 })
+    log.append(500)
+    await broker.refresh()
+    await sink.until(() => sink.chunks.length > 0)
+    // One batch at most is in flight while the socket is stalled.
+    expect(sink.writableLength).toBeLessThan(16 * 200)
+    sink.release()
+    await sink.until(() => sink.ids().length === 500)
+    expect(sink.ids()).toEqual(Array.from({ length: 500 }, (_, i) => i + 1))
+  })
+
+  it('sends stream.reset when the cursor is behind retention and resumes at the head', async () => {
+    const log = new MemoryLog()
+    log.append(50)
+    log.prune(40)
+    const broker = await brokerOn(log)
+    const sink = new RecordingSink()
+    void broker.subscribe(sink, { lastEventId: 5 })
+    await sink.until(() => sink.text().includes('stream.reset'))
+    log.append(1)
+    await broker.refresh()
+    await sink.until(() => sink.ids().length === 1)
+    expect(sink.text()).toContain('data: {"last_event_id":5,"oldest_available_id":41}')
+    expect(sink.ids()).toEqual([51])
+  })
+
+  it('applies type and part-number filters but advances past what it skips', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    const sink = new RecordingSink()
+    void broker.subscribe(sink, { filter: { partNumber: 'P-3' } })
+    log.append(5)
+    await broker.refresh()
+    await sink.until(() => sink.ids().length === 1)
+    expect(sink.ids()).toEqual([3])
+  })
+
+  it('ends every subscription on close with a final event and turns new ones away', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    const sink = new RecordingSink()
+    const done = broker.subscribe(sink)
+    broker.close({ type: 'server.state', data: { mode: 'shutting-down' } })
+    await done
+    expect(sink.text()).toMatch(/event: server.state\ndata: {"mode":"shutting-down"}\n\n$/)
+    expect(sink.writableEnded).toBe(true)
+    const late = new RecordingSink()
+    await broker.subscribe(late)
+    expect(late.text()).toBe('retry: 1000\n\n')
+    expect(late.writableEnded).toBe(true)
+    expect(broker.subscriberCount).toBe(0)
+  })
+
+  it('shares one log read between concurrent refreshes', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    log.append(3)
+    const before = log.reads
+    await Promise.all([broker.refresh(), broker.refresh(), broker.refresh()])
+    expect(broker.latestId).toBe(3)
+    // One read for the events, one re-read for the callers that arrived meanwhile.
+    expect(log.reads - before).toBeLessThanOrEqual(2)
+  })
+})
