@@ -281,3 +281,19 @@ describe('filters and keep-alive', () => {
     expect(without.status).toBe(401)
   })
 })
+
+describe('clients that vanish', () => {
+  it('are forgotten, and the stream goes on for everyone else', async () => {
+    server = await startServer()
+    const staying = subscribe()
+    const leaving = Array.from({ length: 20 }, () => subscribe({ lastEventId: 0 }))
+    await Promise.all([staying, ...leaving].map((c) => c.waitForEvent('server.state')))
+    expect(server.app.broker.subscriberCount).toBe(21)
+    await createItems(3, 'V')
+    for (const c of leaving) c.close()
+    await createItems(3, 'X')
+    await staying.waitForStoredCount(6)
+    await vi.waitFor(() => expect(server.app.broker.subscriberCount).toBe(1))
+    expect(staying.stored.map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6])
+  })
+})

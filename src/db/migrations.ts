@@ -41,8 +41,7 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
         role text NOT NULL CHECK (role IN ('viewer', 'editor', 'admin')),
         token_hash text NOT NULL UNIQUE,
         prefix text NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now(),
-        last_used_at timestamptz
+        created_at timestamptz NOT NULL DEFAULT now()
       );
     `,
   },
