@@ -1,5 +1,6 @@
 import cors from '@fastify/cors'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import type { Database } from './db/database.js'
 import { openPglite } from './db/pglite.js'
@@ -18,21 +19,43 @@ import type { ObjectStorage } from './storage/objectStorage.js'
 import { openStorage } from './storage/openStorage.js'
 
 export interface BuildOptions {
-  /** Logger settings or a ready pino instance; defaults to JSON lines on stdout at config level. */
-  logger?: FastifyServerOptions['logger']
+  /** Where log lines go; defaults to stdout. Redaction applies whatever the destination. */
+  logStream?: DestinationStream
   /** An already open database (tests share one); otherwise opened from the config. */
   db?: Database
   storage?: ObjectStorage
 }
 
-/** Query-string tokens (EventSource) must never reach a log line. */
-export function redactUrl(url: string): string {
-  return url.replace(/([?&]token=)[^&#]*/gi, '$1[REDACTED]')
+function decodedName(name: string): string {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '))
+  } catch {
+    return name
+  }
 }
 
-export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
+/**
+ * Query-string tokens (EventSource) must never reach a log line. Names are compared decoded,
+ * because the query parser accepts `%74oken=` as `token=` too.
+ */
+export function redactUrl(url: string): string {
+  const at = url.indexOf('?')
+  if (at < 0) return url
+  const params = url
+    .slice(at + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=')
+      const name = eq < 0 ? pair : pair.slice(0, eq)
+      return decodedName(name).trim().toLowerCase() === 'token' ? `${name}=[REDACTED]` : pair
+    })
+  return `${url.slice(0, at)}?${params.join('&')}`
+}
+
+function loggerOptions(config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
   return {
     level: config.log.level,
+    ...(stream ? { stream } : {}),
     serializers: {
       req: (req: { method: string; url: string; ip?: string }) => ({
         method: req.method,
@@ -48,7 +71,7 @@ export async function buildApp(
   options: BuildOptions = {},
 ): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger ?? loggerOptions(config),
+    logger: loggerOptions(config, options.logStream),
     bodyLimit: config.server.body_limit,
     trustProxy: config.server.trust_proxy,
     // The event stream must answer 200 even while draining; the serverState plugin refuses
@@ -61,6 +84,9 @@ export async function buildApp(
   try {
     await app.register(validationPlugin)
     await app.register(errorHandlerPlugin)
+    // JSON is the only body type the API reads; text/plain would otherwise reach the schema
+    // as a string and be refused with a confusing 400 instead of 415.
+    app.removeContentTypeParser('text/plain')
     await app.register(databasePlugin, { db })
     await app.register(brokerPlugin, { events: config.events })
     await app.register(serverStatePlugin, { storage, config })

@@ -73,7 +73,7 @@ export async function startServer(
       cb()
     },
   })
-  const app = await buildApp(config, { logger: { level: config.log.level, stream } })
+  const app = await buildApp(config, { logStream: stream })
   const tokens = {
     admin: (await createToken(app.db, { name: 'test-admin', role: 'admin' })).token,
     editor: (await createToken(app.db, { name: 'test-editor', role: 'editor' })).token,
