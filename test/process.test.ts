@@ -1,0 +1,366 @@
+import { execFileSync } from 'node:child_process'
+import { constants, promises as fsp, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  killChildren,
+  probeTcp,
+  runCli,
+  siloEnv,
+  type SiloProcess,
+  spawnSilo,
+} from './support/child.js'
+import { api, freshDataDir } from './support/server.js'
+import { SseClient } from './support/sseClient.js'
+
+/**
+ * The built server as a real process (DESIGN §4 SIGUSR1, §5 probes, §6 shutdown): what an
+ * operator sees on the terminal, what signals do, and what clients notice.
+ */
+
+const INSPECTOR_PORT = 9229
+
+const dataDirs: string[] = []
+const clients: SseClient[] = []
+const cleanups: (() => Promise<void> | void)[] = []
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup()
+  for (const client of clients.splice(0)) client.close()
+  await killChildren()
+  for (const dir of dataDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+function dataDir(): string {
+  const dir = freshDataDir()
+  dataDirs.push(dir)
+  return dir
+}
+
+/** Starts the server and waits for its listening line (and, on a new database, its token). */
+async function start(dir: string, extra: Record<string, string> = {}) {
+  const child = spawnSilo(siloEnv(dir, extra))
+  const { url, mode } = await child.listening()
+  return { child, url, mode }
+}
+
+/** First start on a fresh copy of the template: returns the bootstrap admin token too. */
+async function startFresh(extra: Record<string, string> = {}) {
+  const dir = dataDir()
+  const started = await start(dir, extra)
+  const token = (await started.child.waitForLine(/^ {2}(silo_\S+)$/))[1] as string
+  return { ...started, dir, token }
+}
+
+function subscribe(url: string, token: string): SseClient {
+  const client = new SseClient(url, { token })
+  clients.push(client)
+  return client
+}
+
+/** Asks the child to stop with SIGTERM and returns how it exited. */
+async function stop(child: SiloProcess) {
+  child.signal('SIGTERM')
+  return child.exited
+}
+
+/**
+ * Polls `path` until it answers `status`; fails if the process exits first. Used where the
+ * server offers no event to wait for.
+ */
+async function pollUntilStatus(child: SiloProcess, url: string, path: string, status: number) {
+  for (let attempt = 0; attempt < 2000; attempt++) {
+    let res: Awaited<ReturnType<typeof api>> | undefined
+    try {
+      res = await api({ url }, 'GET', path)
+    } catch (err) {
+      if (child.running) throw err
+    }
+    // A response at all means the process was still up when it answered.
+    if (res?.status === status) return res
+    if (!res || !child.running) {
+      throw new Error(
+        `silo exited (${JSON.stringify(await child.exited)}) before ${path} answered ${status}`,
+      )
+    }
+    await delay(5)
+  }
+  throw new Error(`${path} never answered ${status}`)
+}
+
+async function expectNoInspector(child: SiloProcess) {
+  expect(await probeTcp(INSPECTOR_PORT)).toBe('ECONNREFUSED')
+  expect(child.stderr).not.toMatch(/Debugger listening/)
+}
+
+const TOKEN_BANNER = 'first start: created admin token'
+
+describe('start-up and the token CLI', () => {
+  it('prints the address and an admin token once on first start, and no token afterwards', async () => {
+    const { child, url, mode, dir, token } = await startFresh()
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:[0-9]+$/)
+    expect(mode).toBe('normal')
+    expect(token).toMatch(/^silo_[A-Za-z0-9_-]{20,}$/)
+
+    const modeRes = await api({ url }, 'GET', '/api/admin/mode', { token })
+    expect(modeRes.status).toBe(200)
+    expect(modeRes.body).toMatchObject({ mode: 'normal', read_only: false })
+
+    expect(await stop(child)).toEqual({ code: 0, signal: null })
+    // Exactly once: one banner, one token line, and the secret appears nowhere else (logs).
+    expect(child.lines.filter((l) => l.includes(TOKEN_BANNER))).toHaveLength(1)
+    expect(child.lines.filter((l) => /^ {2}silo_/.test(l))).toEqual([`  ${token}`])
+    expect(child.lines.filter((l) => l.includes(token))).toHaveLength(1)
+    expect(child.stderr).not.toContain(token)
+
+    const second = await start(dir)
+    const again = await api({ url: second.url }, 'GET', '/api/admin/mode', { token })
+    expect(again.status).toBe(200)
+    expect(await stop(second.child)).toEqual({ code: 0, signal: null })
+    expect(second.child.stdout).not.toContain(TOKEN_BANNER)
+    expect(second.child.stdout).not.toMatch(/silo_/)
+  })
+
+  it('the CLI creates an editor token while the server is stopped and refuses while it runs', async () => {
+    const { child, url, dir, token: adminToken } = await startFresh()
+    const env = siloEnv(dir)
+
+    const refused = await runCli(['token', 'create', '--role', 'editor', '--name', 'ci'], env)
+    expect(refused.code).not.toBe(0)
+    expect(refused.code).not.toBeNull()
+    expect(refused.stderr).toContain(`is in use by process ${child.pid}`)
+    expect(refused.stdout).not.toMatch(/silo_/)
+    // The running server was not disturbed.
+    expect((await api({ url }, 'GET', '/api/admin/mode', { token: adminToken })).status).toBe(200)
+
+    expect(await stop(child)).toEqual({ code: 0, signal: null })
+
+    const created = await runCli(['token', 'create', '--role', 'editor', '--name', 'ci'], env)
+    expect(created.stderr).toBe('')
+    expect(created.code).toBe(0)
+    expect(created.stdout).toMatch(/^created editor token #[0-9]+ "ci"/)
+    const editorToken = /^(silo_\S+)$/m.exec(created.stdout)?.[1] as string
+    expect(editorToken).toBeDefined()
+
+    const next = await start(dir)
+    expect(next.child.stdout).not.toContain(TOKEN_BANNER)
+    const item = await api({ url: next.url }, 'POST', '/api/items', {
+      token: editorToken,
+      body: { part_number: 'CLI-1', description: 'made with a CLI token', item_type: 'part' },
+    })
+    expect(item.status).toBe(201)
+    // An editor, not an admin.
+    const admin = await api({ url: next.url }, 'GET', '/api/admin/mode', { token: editorToken })
+    expect(admin.status).toBe(403)
+    expect(await stop(next.child)).toEqual({ code: 0, signal: null })
+  })
+})
+
+describe('SIGUSR1 toggles read-only', () => {
+  it('flips the mode both ways, tells SSE clients, and never opens the debugger', async () => {
+    expect(await probeTcp(INSPECTOR_PORT), 'something already listens on 9229').toBe('ECONNREFUSED')
+    const { child, url, token } = await startFresh()
+    const sse = subscribe(url, token)
+    await sse.waitForEvent('server.state', (e) => e.data.mode === 'normal')
+
+    child.signal('SIGUSR1')
+    const readOnly = await sse.waitForEvent('server.state', (e) => e.data.mode === 'read-only')
+    expect(readOnly.data).toEqual({ mode: 'read-only', previous: 'normal', reason: 'SIGUSR1' })
+    expect(readOnly.id).toBeUndefined()
+
+    const refused = await api({ url }, 'POST', '/api/items', {
+      token,
+      body: { part_number: 'USR1-1', item_type: 'part' },
+    })
+    expect(refused.status).toBe(503)
+    expect(refused.body).toMatchObject({ error: 'server_read_only' })
+    expect(refused.headers.get('retry-after')).toMatch(/^[0-9]+$/)
+    expect((await api({ url }, 'GET', '/api/items', { token })).status).toBe(200)
+    const health = await api({ url }, 'GET', '/health')
+    expect(health.status).toBe(200)
+    expect(health.body).toEqual({ status: 'ok', mode: 'read-only' })
+    const ready = await api({ url }, 'GET', '/ready')
+    expect(ready.status).toBe(200)
+    expect(ready.body).toMatchObject({ status: 'ready', mode: 'read-only', sse_clients: 1 })
+
+    child.signal('SIGUSR1')
+    const normal = await sse.waitForEvent(
+      'server.state',
+      (e) => e.data.mode === 'normal' && !!e.data.previous,
+    )
+    expect(normal.data).toEqual({ mode: 'normal', previous: 'read-only', reason: 'SIGUSR1' })
+    const created = await api({ url }, 'POST', '/api/items', {
+      token,
+      body: { part_number: 'USR1-1', item_type: 'part' },
+    })
+    expect(created.status).toBe(201)
+    await sse.waitForEvent('item.created', (e) => e.data.part_number === 'USR1-1')
+    expect((await api({ url }, 'GET', '/health')).body).toEqual({ status: 'ok', mode: 'normal' })
+
+    // Exactly two transitions, one log line each.
+    expect(sse.events.filter((e) => e.type === 'server.state')).toHaveLength(3)
+    expect(child.logs.filter((l) => /^server mode /.test(String(l.msg)))).toHaveLength(2)
+
+    await expectNoInspector(child)
+    expect(child.running).toBe(true)
+    expect(await stop(child)).toEqual({ code: 0, signal: null })
+  })
+
+  it('a SIGUSR1 that arrives during start-up is applied and does not open the debugger', async () => {
+    expect(await probeTcp(INSPECTOR_PORT), 'something already listens on 9229').toBe('ECONNREFUSED')
+    const dir = dataDir()
+    // The config file is a FIFO, read by loadConfig() early in start-up: the child blocks on it
+    // until the test writes, which holds it at a known point before the database is opened
+    // and long before it listens. Opening the write end returns once the child has opened it.
+    const fifo = join(dir, 'silo.yaml')
+    execFileSync('mkfifo', [fifo])
+    const child = spawnSilo(siloEnv(dir, { SILO_CONFIG: fifo }))
+    let released = false
+    cleanups.push(async () => {
+      if (released) return
+      // Unblock a pending open of the write end if the child never opened the FIFO.
+      const reader = await fsp.open(fifo, constants.O_RDONLY | constants.O_NONBLOCK)
+      await reader.close()
+    })
+    const writer = await Promise.race([
+      fsp.open(fifo, 'w'),
+      child.exited.then((exit) => {
+        throw new Error(`silo exited before reading its config: ${JSON.stringify(exit)}`)
+      }),
+    ])
+    released = true
+
+    child.signal('SIGUSR1')
+    try {
+      await writer.writeFile('log:\n  level: info\n')
+    } catch (err) {
+      // The child went away instead of reading on (e.g. the signal interrupted or killed it).
+      const exit = await child.exited
+      throw new Error(
+        `writing the config failed (${(err as Error).message}); silo exited ${JSON.stringify(exit)}` +
+          `\nstderr:\n${child.stderr}`,
+      )
+    } finally {
+      await writer.close().catch(() => {})
+    }
+
+    const { url, mode } = await child.listening()
+    expect(mode).toBe('read-only')
+    const token = (await child.waitForLine(/^ {2}(silo_\S+)$/))[1] as string
+    expect((await api({ url }, 'GET', '/health')).body).toEqual({ status: 'ok', mode: 'read-only' })
+    const sse = subscribe(url, token)
+    const first = await sse.waitForEvent('server.state')
+    expect(first.data).toEqual({ mode: 'read-only' })
+    const refused = await api({ url }, 'POST', '/api/items', {
+      token,
+      body: { part_number: 'EARLY-1', item_type: 'part' },
+    })
+    expect(refused.status).toBe(503)
+    expect(refused.body).toMatchObject({ error: 'server_read_only' })
+
+    await expectNoInspector(child)
+    expect(child.running).toBe(true)
+    expect(await stop(child)).toEqual({ code: 0, signal: null })
+  })
+})
+
+describe('SIGTERM drains and exits', () => {
+  it('turns readiness off, refuses new work, ends SSE streams, then exits 0', async () => {
+    const { child, url, token } = await startFresh({
+      SILO_SERVER_DRAIN_DELAY: '3s',
+      SILO_SERVER_SHUTDOWN_TIMEOUT: '20s',
+    })
+    const sse = subscribe(url, token)
+    await sse.waitForEvent('server.state', (e) => e.data.mode === 'normal')
+    expect((await api({ url }, 'GET', '/ready')).status).toBe(200)
+
+    child.signal('SIGTERM')
+    const ready = await pollUntilStatus(child, url, '/ready', 503)
+    expect(ready.body).toMatchObject({ status: 'not_ready', shutting_down: true })
+
+    // Still within the drain (the process is alive: it answered /ready a moment ago).
+    const [health, write, fresh] = await Promise.all([
+      api({ url }, 'GET', '/health'),
+      api({ url }, 'POST', '/api/items', {
+        token,
+        body: { part_number: 'TERM-1', item_type: 'part' },
+      }),
+      fetch(`${url}/api/events`, { headers: { authorization: `Bearer ${token}` } }).then(
+        async (res) => ({ res, body: await res.text() }),
+      ),
+    ])
+    expect(health.status).toBe(200)
+    expect(health.body).toMatchObject({ status: 'ok' })
+    expect(write.status).toBe(503)
+    expect(write.body).toMatchObject({ error: 'shutting_down' })
+    // A new stream gets 200, a retry hint and an immediate, clean end (the body completed).
+    expect(fresh.res.status).toBe(200)
+    expect(fresh.res.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    expect(fresh.body).toMatch(/^retry: [0-9]+\n\n$/)
+
+    const last = await sse.waitForEvent('server.state', (e) => e.data.mode === 'shutting-down')
+    expect(last.data).toMatchObject({ mode: 'shutting-down' })
+    await sse.ended
+
+    expect(await child.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it(
+    'exits 0 with 1,000 SSE clients connected, ending every stream',
+    { timeout: 180_000 },
+    async () => {
+      const { child, url, token } = await startFresh({ SILO_SERVER_SHUTDOWN_TIMEOUT: '20s' })
+      const all: SseClient[] = []
+      for (let batch = 0; batch < 10; batch++) {
+        const opened = Array.from({ length: 100 }, () => subscribe(url, token))
+        await Promise.all(opened.map((c) => c.waitForEvent('server.state')))
+        all.push(...opened)
+      }
+      const ready = await api({ url }, 'GET', '/ready')
+      expect(ready.body).toMatchObject({ status: 'ready', sse_clients: 1000 })
+
+      child.signal('SIGTERM')
+      const exit = await child.exited
+      expect(exit, child.stderr).toEqual({ code: 0, signal: null })
+      await Promise.all(all.map((c) => c.ended))
+      expect(all.every((c) => c.closed)).toBe(true)
+      const told = all.filter((c) =>
+        c.events.some((e) => e.type === 'server.state' && e.data.mode === 'shutting-down'),
+      )
+      expect(told).toHaveLength(1000)
+    },
+  )
+
+  it('a second SIGTERM during a long drain exits at once with a non-zero code', async () => {
+    const { child, url } = await startFresh({
+      SILO_SERVER_DRAIN_DELAY: '10m',
+      SILO_SERVER_SHUTDOWN_TIMEOUT: '20m',
+    })
+    child.signal('SIGTERM')
+    // /ready at 503 means the first signal is being handled (the drain has begun).
+    await pollUntilStatus(child, url, '/ready', 503)
+    child.signal('SIGTERM')
+    const exit = await child.exited
+    expect(exit.signal).toBeNull()
+    expect(exit.code).not.toBeNull()
+    expect(exit.code).not.toBe(0)
+  })
+})
+
+describe('configured read-only', () => {
+  it('SILO_SERVER_READ_ONLY=true starts read-only', async () => {
+    const { child, url, mode, token } = await startFresh({ SILO_SERVER_READ_ONLY: 'true' })
+    expect(mode).toBe('read-only')
+    const sse = subscribe(url, token)
+    const first = await sse.waitForEvent('server.state')
+    expect(first).toEqual({ type: 'server.state', data: { mode: 'read-only' } })
+    const refused = await api({ url }, 'POST', '/api/items', {
+      token,
+      body: { part_number: 'CFG-1', item_type: 'part' },
+    })
+    expect(refused.status).toBe(503)
+    expect(refused.body).toMatchObject({ error: 'server_read_only' })
+    expect(await stop(child)).toEqual({ code: 0, signal: null })
+  })
+})
