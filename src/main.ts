@@ -1,3 +1,5 @@
+import type { Config } from './config.js'
+
 // SIGUSR1 is also Node's "open the inspector" signal: a process with no listener for it starts a
 // debugger on 127.0.0.1:9229. The listener goes in before any import that takes time, and
 // toggles that arrive during start-up are applied once the server exists.
@@ -7,6 +9,14 @@ process.on('SIGUSR1', () => {
   if (toggleReadOnly) toggleReadOnly()
   else earlyToggles++
 })
+// A stop signal during start-up must not kill the process while PGlite is being opened (that
+// leaves its lock file behind); it is replayed once graceful shutdown is in place.
+let earlyStop: NodeJS.Signals | null = null
+const recordStop = (signal: NodeJS.Signals) => {
+  earlyStop ??= signal
+}
+process.on('SIGTERM', recordStop)
+process.on('SIGINT', recordStop)
 
 const { parseArgs } = await import('node:util')
 const { setTimeout: sleep } = await import('node:timers/promises')
@@ -23,7 +33,7 @@ function fail(message: string, code: number): never {
   process.exit(code)
 }
 
-let config
+let config: Config
 try {
   config = loadConfig({ file: args.config ?? process.env.SILO_CONFIG, env: process.env })
 } catch (err) {
@@ -57,12 +67,30 @@ closeWithGrace(
   },
 )
 
-const bootstrapToken = await ensureBootstrapAdmin(server.db)
-const address = await server.listen({ host: config.server.host, port: config.server.port })
-process.stdout.write(`silo listening on ${address} (mode ${server.serverState.modes.mode})\n`)
-if (bootstrapToken) {
-  // Printed once, straight to the terminal and never through the logger.
-  process.stdout.write(
-    `first start: created admin token (shown only now, store it safely):\n  ${bootstrapToken}\n`,
-  )
+process.off('SIGTERM', recordStop)
+process.off('SIGINT', recordStop)
+if (earlyStop) {
+  process.kill(process.pid, earlyStop)
+} else {
+  await serve()
+}
+
+async function serve() {
+  let bootstrapToken: string | null
+  let address: string
+  try {
+    bootstrapToken = await ensureBootstrapAdmin(server.db)
+    address = await server.listen({ host: config.server.host, port: config.server.port })
+  } catch (err) {
+    // A stop signal that landed between these steps closed the app under them: not an error.
+    if (server.serverState.shuttingDown) return
+    throw err
+  }
+  process.stdout.write(`silo listening on ${address} (mode ${server.serverState.modes.mode})\n`)
+  if (bootstrapToken) {
+    // Printed once, straight to the terminal and never through the logger.
+    process.stdout.write(
+      `first start: created admin token (shown only now, store it safely):\n  ${bootstrapToken}\n`,
+    )
+  }
 }

@@ -94,6 +94,48 @@ async function expectNoInspector(child: SiloProcess) {
   expect(child.stderr).not.toMatch(/Debugger listening/)
 }
 
+/**
+ * Spawns silo with its config file as a FIFO, read by loadConfig() early in start-up: the
+ * child blocks on it until `release` writes, which holds it at a known point before the
+ * database is opened and long before it listens. Opening the write end returns once the child
+ * has opened it.
+ */
+async function spawnHeldAtConfig() {
+  const dir = dataDir()
+  const fifo = join(dir, 'silo.yaml')
+  execFileSync('mkfifo', [fifo])
+  const child = spawnSilo(siloEnv(dir, { SILO_CONFIG: fifo }))
+  let released = false
+  cleanups.push(async () => {
+    if (released) return
+    // Unblock a pending open of the write end if the child never opened the FIFO.
+    const reader = await fsp.open(fifo, constants.O_RDONLY | constants.O_NONBLOCK)
+    await reader.close()
+  })
+  const writer = await Promise.race([
+    fsp.open(fifo, 'w'),
+    child.exited.then((exit) => {
+      throw new Error(`silo exited before reading its config: ${JSON.stringify(exit)}`)
+    }),
+  ])
+  released = true
+  const release = async (content: string) => {
+    try {
+      await writer.writeFile(content)
+    } catch (err) {
+      // The child went away instead of reading on (e.g. the signal interrupted or killed it).
+      const exit = await child.exited
+      throw new Error(
+        `writing the config failed (${(err as Error).message}); silo exited ${JSON.stringify(exit)}` +
+          `\nstderr:\n${child.stderr}`,
+      )
+    } finally {
+      await writer.close().catch(() => {})
+    }
+  }
+  return { child, dir, release }
+}
+
 const TOKEN_BANNER = 'first start: created admin token'
 
 describe('start-up and the token CLI', () => {
@@ -209,41 +251,10 @@ describe('SIGUSR1 toggles read-only', () => {
 
   it('a SIGUSR1 that arrives during start-up is applied and does not open the debugger', async () => {
     expect(await probeTcp(INSPECTOR_PORT), 'something already listens on 9229').toBe('ECONNREFUSED')
-    const dir = dataDir()
-    // The config file is a FIFO, read by loadConfig() early in start-up: the child blocks on it
-    // until the test writes, which holds it at a known point before the database is opened
-    // and long before it listens. Opening the write end returns once the child has opened it.
-    const fifo = join(dir, 'silo.yaml')
-    execFileSync('mkfifo', [fifo])
-    const child = spawnSilo(siloEnv(dir, { SILO_CONFIG: fifo }))
-    let released = false
-    cleanups.push(async () => {
-      if (released) return
-      // Unblock a pending open of the write end if the child never opened the FIFO.
-      const reader = await fsp.open(fifo, constants.O_RDONLY | constants.O_NONBLOCK)
-      await reader.close()
-    })
-    const writer = await Promise.race([
-      fsp.open(fifo, 'w'),
-      child.exited.then((exit) => {
-        throw new Error(`silo exited before reading its config: ${JSON.stringify(exit)}`)
-      }),
-    ])
-    released = true
-
-    child.signal('SIGUSR1')
-    try {
-      await writer.writeFile('log:\n  level: info\n')
-    } catch (err) {
-      // The child went away instead of reading on (e.g. the signal interrupted or killed it).
-      const exit = await child.exited
-      throw new Error(
-        `writing the config failed (${(err as Error).message}); silo exited ${JSON.stringify(exit)}` +
-          `\nstderr:\n${child.stderr}`,
-      )
-    } finally {
-      await writer.close().catch(() => {})
-    }
+    const held = await spawnHeldAtConfig()
+    held.child.signal('SIGUSR1')
+    await held.release('log:\n  level: info\n')
+    const { child } = held
 
     const { url, mode } = await child.listening()
     expect(mode).toBe('read-only')
@@ -331,6 +342,18 @@ describe('SIGTERM drains and exits', () => {
       expect(told).toHaveLength(1000)
     },
   )
+
+  it('a SIGTERM during start-up stops cleanly before listening and leaves the data reusable', async () => {
+    const held = await spawnHeldAtConfig()
+    held.child.signal('SIGTERM')
+    await held.release('log:\n  level: info\n')
+    expect(await held.child.exited).toEqual({ code: 0, signal: null })
+    expect(held.child.stdout).not.toMatch(/silo listening on/)
+    // The database lock was released: the same data opens again at once.
+    const again = await start(held.dir)
+    expect(again.mode).toBe('normal')
+    expect(await stop(again.child)).toEqual({ code: 0, signal: null })
+  })
 
   it('a second SIGTERM during a long drain exits at once with a non-zero code', async () => {
     const { child, url } = await startFresh({

@@ -1,0 +1,170 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+
+/** The repository root (bench/lib/ is two levels below it). */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const MAIN_JS = join(ROOT, 'dist', 'main.js')
+
+const LISTENING = /^silo listening on (http:\/\/\S+) \(mode ([a-z-]+)\)$/
+const TOKEN_INTRO = /^first start: created admin token/
+const TOKEN = /^\s+(silo_\S+)\s*$/
+
+export interface StartOptions {
+  /** Extra SILO_* settings on top of the benchmark defaults. */
+  env?: Record<string, string>
+  /** How long start-up may take before the run gives up. */
+  startTimeoutMs?: number
+}
+
+/** How the server process ended. */
+export interface ServerExit {
+  code: number | null
+  signal: NodeJS.Signals | null
+  /** From the signal being sent to the process having exited, in milliseconds. */
+  stopMs: number
+}
+
+/**
+ * silo as a separate process (`node dist/main.js`) on a free loopback port with a fresh data
+ * folder, as an operator would run it; the benchmark only talks to it over HTTP and reads
+ * /proc/<pid>. Build dist/ first (`npm run bench` does).
+ */
+export class SiloServer {
+  readonly pid: number
+  readonly dataDir: string
+  url = ''
+  adminToken = ''
+  mode = ''
+  private readonly proc: ChildProcess
+  private readonly output: string[] = []
+  private stderr = ''
+  private partial = ''
+  private tokenNext = false
+  private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null
+  private readonly exited: Promise<void>
+  private onLine: (() => void) | null = null
+
+  private constructor(options: StartOptions) {
+    this.dataDir = mkdtempSync(join(tmpdir(), 'silo-bench-'))
+    const env: NodeJS.ProcessEnv = {}
+    // Nothing from the caller's environment may change how silo or node behaves.
+    for (const [key, value] of Object.entries(process.env)) {
+      if (key.startsWith('SILO_') || key === 'NODE_OPTIONS') continue
+      env[key] = value
+    }
+    Object.assign(env, {
+      SILO_SERVER_HOST: '127.0.0.1',
+      SILO_SERVER_PORT: '0',
+      SILO_DATABASE_DATA_DIR: join(this.dataDir, 'db'),
+      SILO_STORAGE_PATH: join(this.dataDir, 'files'),
+      SILO_LOG_LEVEL: 'warn',
+      ...options.env,
+    })
+    this.proc = spawn(process.execPath, [MAIN_JS], { cwd: ROOT, env, stdio: 'pipe' })
+    if (this.proc.pid === undefined) throw new Error(`could not spawn node ${MAIN_JS}`)
+    this.pid = this.proc.pid
+    this.proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.onStdout(chunk))
+    this.proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      // Keep the tail only: a long run at warn level should print little, but never grow.
+      this.stderr = (this.stderr + chunk).slice(-20_000)
+    })
+    this.exited = new Promise((done) => {
+      this.proc.once('exit', (code, signal) => {
+        this.exitInfo = { code, signal }
+        this.onLine?.()
+        done()
+      })
+    })
+  }
+
+  /** Starts the server and waits for its address and first-start admin token. */
+  static async start(options: StartOptions = {}): Promise<SiloServer> {
+    const server = new SiloServer(options)
+    try {
+      await server.waitForStartLines(options.startTimeoutMs ?? 60_000)
+    } catch (err) {
+      await server.stop().catch(() => {})
+      throw err
+    }
+    return server
+  }
+
+  get running(): boolean {
+    return this.exitInfo === null
+  }
+
+  /** Output the server printed (stdout lines, then the stderr tail), for error messages. */
+  get printed(): string {
+    // The token is a throwaway, but an error message has no reason to carry it.
+    return `${this.output.join('\n')}\n${this.stderr}`.replace(/silo_\S+/g, 'silo_…')
+  }
+
+  /** Sends SIGTERM, waits for the exit (SIGKILL after `timeoutMs`), removes the data folder. */
+  async stop(timeoutMs = 30_000): Promise<ServerExit> {
+    const started = performance.now()
+    let stopMs = 0
+    if (this.running) {
+      this.proc.kill('SIGTERM')
+      const timer = setTimeout(() => this.proc.kill('SIGKILL'), timeoutMs)
+      await this.exited
+      clearTimeout(timer)
+      stopMs = performance.now() - started
+    }
+    rmSync(this.dataDir, { recursive: true, force: true })
+    return { ...(this.exitInfo ?? { code: null, signal: null }), stopMs }
+  }
+
+  private waitForStartLines(timeoutMs: number): Promise<void> {
+    return new Promise((resolvePromise, reject) => {
+      const timer = setTimeout(() => {
+        this.onLine = null
+        reject(new Error(`silo did not start within ${timeoutMs} ms\n${this.printed}`))
+      }, timeoutMs)
+      this.onLine = () => {
+        if (this.url && this.adminToken) {
+          clearTimeout(timer)
+          this.onLine = null
+          resolvePromise()
+        } else if (this.exitInfo) {
+          clearTimeout(timer)
+          this.onLine = null
+          reject(
+            new Error(
+              `silo exited (${JSON.stringify(this.exitInfo)}) before printing its address ` +
+                `and admin token\n${this.printed}`,
+            ),
+          )
+        }
+      }
+      this.onLine()
+    })
+  }
+
+  /** main.ts prints the address, then (first start only) the admin token on the next line. */
+  private readStartLine(line: string): void {
+    const listening = LISTENING.exec(line)
+    if (listening) {
+      this.url = listening[1] as string
+      this.mode = listening[2] as string
+    } else if (this.tokenNext) {
+      this.adminToken = TOKEN.exec(line)?.[1] ?? ''
+    }
+    this.tokenNext = TOKEN_INTRO.test(line)
+  }
+
+  private onStdout(chunk: string): void {
+    const lines = (this.partial + chunk).split('\n')
+    this.partial = lines.pop() ?? ''
+    for (const line of lines) {
+      this.readStartLine(line)
+      // Keep a bounded tail for error messages.
+      this.output.push(line)
+      if (this.output.length > 200) this.output.splice(0, this.output.length - 200)
+    }
+    if (lines.length > 0) this.onLine?.()
+  }
+}
