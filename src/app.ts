@@ -1,4 +1,5 @@
 import cors from '@fastify/cors'
+import multipart from '@fastify/multipart'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
@@ -6,15 +7,19 @@ import type { Database } from './db/database.js'
 import { openPglite } from './db/pglite.js'
 import brokerPlugin from './plugins/broker.js'
 import databasePlugin from './plugins/database.js'
+import domainPlugin from './plugins/domain.js'
 import authPlugin from './plugins/auth.js'
 import errorHandlerPlugin from './plugins/errorHandler.js'
 import requireWritablePlugin from './plugins/requireWritable.js'
 import serverStatePlugin from './plugins/serverState.js'
 import validationPlugin from './plugins/validation.js'
 import adminRoutes from './routes/admin.js'
+import bomRoutes from './routes/bom.js'
 import eventRoutes from './routes/events.js'
 import healthRoutes from './routes/health.js'
+import importExportRoutes from './routes/importExport.js'
 import itemRoutes from './routes/items.js'
+import revisionRoutes from './routes/revisions.js'
 import type { ObjectStorage } from './storage/objectStorage.js'
 import { openStorage } from './storage/openStorage.js'
 
@@ -90,13 +95,28 @@ export async function buildApp(
     await app.register(databasePlugin, { db })
     await app.register(brokerPlugin, { events: config.events })
     await app.register(serverStatePlugin, { storage, config })
+    await app.register(domainPlugin)
     if (config.server.cors_origins.length > 0) {
       await app.register(cors, { origin: config.server.cors_origins, credentials: false })
     }
+    // Multipart bodies are streamed by the routes that take them (file revisions, imports);
+    // the limits bound what a single request may make the server read.
+    await app.register(multipart, {
+      limits: {
+        fileSize: config.storage.max_file_size,
+        files: 1,
+        fields: 16,
+        fieldSize: config.server.body_limit,
+        parts: 17,
+      },
+    })
     await app.register(authPlugin)
     await app.register(requireWritablePlugin)
     await app.register(healthRoutes)
     await app.register(itemRoutes)
+    await app.register(revisionRoutes, { maxFileSize: config.storage.max_file_size })
+    await app.register(bomRoutes)
+    await app.register(importExportRoutes, { maxSize: config.import.max_size })
     await app.register(eventRoutes)
     await app.register(adminRoutes)
     await app.ready()

@@ -53,6 +53,11 @@ export const ConfigSchema = Type.Object(
         health_interval: Duration('30s', 'time between storage pings'),
         timeout: Duration('5s', 'a ping that takes longer counts as failed'),
         failure_threshold: Type.Integer({ minimum: 1, default: 3 }),
+        max_file_size: Type.Integer({
+          minimum: 1,
+          default: 1073741824,
+          description: 'largest revision file accepted, in bytes (413 above it)',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -64,6 +69,16 @@ export const ConfigSchema = Type.Object(
         retention_age: Duration('30d', 'events older than this are pruned'),
         prune_interval: Duration('1m', 'how often retention is applied'),
         memory_window: Type.Integer({ minimum: 16, default: 4096 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    import: Type.Object(
+      {
+        max_size: Type.Integer({
+          minimum: 1024,
+          default: 33554432,
+          description: 'largest CSV or ODS file accepted by the import routes, in bytes',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -99,6 +114,7 @@ export type Config = {
     RawConfig['events'],
     'retry' | 'heartbeat_interval' | 'retention_age' | 'prune_interval'
   > & { retry: number; heartbeat_interval: number; retention_age: number; prune_interval: number }
+  import: RawConfig['import']
   log: RawConfig['log']
 }
 
@@ -210,6 +226,7 @@ export function loadConfig(
       retention_age: parseDuration(raw.events.retention_age),
       prune_interval: parseDuration(raw.events.prune_interval),
     },
+    import: raw.import,
     log: raw.log,
   }
 }

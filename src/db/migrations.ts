@@ -45,6 +45,40 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'revisions with files, bill of materials',
+    sql: `
+      -- A revision with a file is inserted 'pending' (reserving its number and object key) before
+      -- the upload starts and turns 'complete' with its event; readers only see complete ones.
+      CREATE TABLE revisions (
+        part_number text COLLATE "C" NOT NULL REFERENCES items (part_number) ON DELETE CASCADE,
+        revision_number integer NOT NULL CHECK (revision_number > 0),
+        status text NOT NULL DEFAULT 'complete' CHECK (status IN ('pending', 'complete')),
+        comment text NOT NULL DEFAULT '',
+        properties jsonb NOT NULL DEFAULT '{}'::jsonb,
+        file_key text,
+        file_name text,
+        file_size bigint,
+        file_sha256 text,
+        content_type text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (part_number, revision_number)
+      );
+      CREATE INDEX revisions_pending ON revisions (created_at) WHERE status = 'pending';
+
+      -- A child in use cannot be deleted (RESTRICT); a deleted parent takes its BOM with it.
+      CREATE TABLE bom_lines (
+        parent text COLLATE "C" NOT NULL REFERENCES items (part_number) ON DELETE CASCADE,
+        child text COLLATE "C" NOT NULL REFERENCES items (part_number) ON DELETE RESTRICT,
+        quantity numeric NOT NULL CHECK (quantity > 0),
+        reference_designators text[] NOT NULL DEFAULT '{}',
+        PRIMARY KEY (parent, child),
+        CHECK (parent <> child)
+      );
+      CREATE INDEX bom_lines_child ON bom_lines (child);
+    `,
+  },
 ]
 
 export async function migrate(db: Database): Promise<void> {

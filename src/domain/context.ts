@@ -1,9 +1,11 @@
 import type { Database, Queryable } from '../db/database.js'
 import { appendEvents, type NewEvent } from '../events/eventLog.js'
+import type { ObjectStorage } from '../storage/objectStorage.js'
 
-/** What domain functions work with: the database and a way to wake the event fan-out. */
+/** What domain functions work with: the database, file storage and the event fan-out. */
 export interface DomainContext {
   db: Database
+  storage: ObjectStorage
   /** Called after a transaction that appended events has committed. */
   eventsCommitted: () => void
 }

@@ -1,14 +1,13 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
-import type { DomainContext } from '../domain/context.js'
 import { Broker } from '../events/broker.js'
 import { databaseEventSource, pruneEvents } from '../events/eventLog.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     broker: Broker
-    /** The context every domain call gets: database plus the fan-out wake-up. */
-    domain: DomainContext
+    /** Wakes the fan-out after a transaction that appended events has committed. */
+    eventsCommitted: () => void
     /** Applies event retention now (also runs at start-up and every `events.prune_interval`). */
     applyRetention: () => Promise<void>
   }
@@ -35,7 +34,7 @@ export default fp<{ events: Config['events'] }>(
       })
     }
     app.decorate('broker', broker)
-    app.decorate('domain', { db: app.db, eventsCommitted: refresh })
+    app.decorate('eventsCommitted', refresh)
 
     const prune = async () => {
       try {
