@@ -103,7 +103,9 @@ export async function buildApp(
     // the limits bound what a single request may make the server read.
     await app.register(multipart, {
       limits: {
-        fileSize: config.storage.max_file_size,
+        // One byte over, so the upload itself sees the excess and answers 413 (busboy would
+        // silently truncate at the limit).
+        fileSize: config.storage.max_file_size + 1,
         files: 1,
         fields: 16,
         fieldSize: config.server.body_limit,

@@ -6,6 +6,11 @@ import { AppError, conflict, notFound } from './errors.js'
 export const ITEM_TYPES = ['part', 'assembly', 'drawing', 'document'] as const
 export type ItemType = (typeof ITEM_TYPES)[number]
 
+/** Part numbers travel in URL paths, so they are limited to URL-safe characters. */
+export const PART_NUMBER_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+export const PART_NUMBER_RULE =
+  'letters, digits, dot, underscore and dash; at most 64; no leading punctuation'
+
 export interface Item {
   part_number: string
   description: string
@@ -106,7 +111,7 @@ function canonicalJson(value: unknown): string {
 // Compared canonically: jsonb hands keys back in its own order (shortest first), so comparing
 // plain JSON.stringify output made a client resending its own properties emit a spurious
 // item.updated although nothing changed.
-function sameJson(a: unknown, b: unknown): boolean {
+export function sameJson(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b)
 }
 
@@ -150,14 +155,42 @@ export async function updateItem(
   })
 }
 
-export async function deleteItem(ctx: DomainContext, partNumber: string): Promise<void> {
-  await mutate(ctx, async (tx, emit) => {
-    const { rows } = await tx.query('DELETE FROM items WHERE part_number = $1 RETURNING 1', [
-      partNumber,
-    ])
-    if (rows.length === 0) throw notFound(`item ${partNumber}`)
+/**
+ * Deletes an item with its revisions and its own BOM lines; refuses (409) while it is a child in
+ * any BOM. The row lock comes first: adding a BOM line holds a key-share lock on its child, so
+ * the check sees every line that could still stop the delete.
+ */
+/**
+ * Deletes an item with its revisions, then removes their files from storage. Returns the keys
+ * of files storage failed to remove (the item is gone all the same), for the caller to log.
+ */
+export async function deleteItem(ctx: DomainContext, partNumber: string): Promise<string[]> {
+  const fileKeys = await mutate(ctx, async (tx, emit) => {
+    await findItem(tx, partNumber, true)
+    // The message names the first few parents and counts the rest.
+    const shown = 10
+    const { rows: parents } = await tx.query<{ parent: string; total: number }>(
+      `SELECT parent, count(*) OVER ()::int AS total FROM bom_lines WHERE child = $1
+       ORDER BY parent LIMIT $2`,
+      [partNumber, shown],
+    )
+    if (parents.length > 0) {
+      const total = parents[0]?.total ?? parents.length
+      const more = total > parents.length ? ` and ${total - parents.length} more` : ''
+      throw conflict(
+        `item ${partNumber} is used in the BOM of ${parents.map((p) => p.parent).join(', ')}${more}`,
+      )
+    }
+    const { rows: files } = await tx.query<{ file_key: string }>(
+      'SELECT file_key FROM revisions WHERE part_number = $1 AND file_key IS NOT NULL',
+      [partNumber],
+    )
+    await tx.query('DELETE FROM items WHERE part_number = $1', [partNumber])
     emit({ type: 'item.deleted', part_number: partNumber, data: { part_number: partNumber } })
+    return files.map((f) => f.file_key)
   })
+  const removals = await Promise.allSettled(fileKeys.map((key) => ctx.storage.remove(key)))
+  return fileKeys.filter((_key, i) => removals[i]?.status === 'rejected')
 }
 
 export interface ItemQuery {

@@ -16,17 +16,19 @@ const CODE_BY_STATUS: Record<number, string> = {
 }
 
 /**
- * The one place error bodies are made: `{"error": code, "message": text}`. Client errors keep
- * their message; server errors are logged in full and answered with a generic text.
+ * The one place error bodies are made: `{"error": code, "message": text}`, plus an AppError's
+ * details. Client errors keep their message; server errors are logged in full and answered with
+ * a generic text.
  */
 export default fp(
   async (app) => {
     app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
       if (err instanceof AppError) {
-        return reply
-          .code(err.status)
-          .headers(err.headers)
-          .send({ error: err.code, message: err.message })
+        const body: Record<string, unknown> = { error: err.code, message: err.message }
+        for (const [key, value] of Object.entries(err.details)) {
+          if (!(key in body)) body[key] = value
+        }
+        return reply.code(err.status).headers(err.headers).send(body)
       }
       const status = err.statusCode ?? 500
       if (status >= 400 && status < 500) {

@@ -66,6 +66,11 @@ export default fp<{ storage: ObjectStorage; config: Config }>(
         'Retry-After': '1',
       })
     })
+    // A response that finishes while the server closes leaves a keep-alive connection that the
+    // close already looked at while it was busy; nobody would end it before keepAliveTimeout.
+    app.addHook('onResponse', async (request) => {
+      if (shuttingDown) request.raw.socket?.end()
+    })
     await storageMonitor.start()
     app.addHook('preClose', async () => {
       state.beginShutdown()

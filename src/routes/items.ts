@@ -106,7 +106,10 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
       },
     },
     async (request, reply) => {
-      await deleteItem(app.domain, request.params.pn)
+      const leftBehind = await deleteItem(app.domain, request.params.pn)
+      if (leftBehind.length > 0) {
+        request.log.warn({ keys: leftBehind }, 'item deleted; storage kept some of its files')
+      }
       return reply.code(204).send(null)
     },
   )

@@ -1,5 +1,274 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { Multipart, MultipartFile } from '@fastify/multipart'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { AppError } from '../domain/errors.js'
+import {
+  type PendingRevision,
+  type RevisionInput,
+  abandonRevision,
+  completeRevision,
+  createRevision,
+  getRevision,
+  listRevisions,
+  revisionFile,
+  storageUnavailable,
+  storeRevisionFile,
+} from '../domain/revisions.js'
+import { parseByteRange } from './byteRange.js'
+import { ErrorBody, PartNumber, Properties, authErrors } from './schemas.js'
 
-const routes: FastifyPluginAsync<{ maxFileSize: number }> = async () => {}
+const Comment = Type.String({ maxLength: 4096 })
+const RevisionBody = Type.Object(
+  { comment: Type.Optional(Comment), properties: Type.Optional(Properties) },
+  { additionalProperties: false },
+)
+const checkRevisionBody = Compile(RevisionBody)
 
-export default routes
+const RevisionFile = Type.Object({
+  name: Type.String(),
+  size: Type.Integer(),
+  sha256: Type.String(),
+  content_type: Type.String(),
+})
+const Revision = Type.Object({
+  part_number: Type.String(),
+  revision_number: Type.Integer(),
+  comment: Type.String(),
+  properties: Type.Record(Type.String(), Type.Unknown()),
+  file: Type.Union([RevisionFile, Type.Null()]),
+  created_at: Type.String(),
+})
+
+const ItemParams = Type.Object({ pn: PartNumber })
+const RevisionParams = Type.Object({
+  pn: PartNumber,
+  n: Type.Integer({ minimum: 1, maximum: 2147483647 }),
+})
+
+// A media type as RFC 9110 spells it, with optional parameters.
+const MEDIA_TYPE = /^[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+(\s*;.*)?$/
+const MULTIPART_FIELDS = new Set(['comment', 'properties'])
+
+const badRequest = (message: string) => new AppError(400, 'bad_request', message)
+
+/** The last path segment of a client's file name, refused if nothing usable is left. */
+function safeFilename(raw: string): string {
+  const name = (raw.split(/[/\\]/).pop() ?? '').trim()
+  if (name === '' || name === '.' || name === '..') throw badRequest('the file part needs a name')
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) throw badRequest('file names cannot hold control codes')
+  if (Buffer.byteLength(name) > 255) throw badRequest('file names are limited to 255 bytes')
+  return name
+}
+
+function fieldValue(part: Multipart & { type: 'field' }): unknown {
+  if (part.fieldname === 'properties') {
+    try {
+      return typeof part.value === 'string' ? JSON.parse(part.value) : part.value
+    } catch {
+      throw badRequest('the properties field must hold a JSON object')
+    }
+  }
+  return part.value
+}
+
+function validRevisionInput(input: Record<string, unknown>): RevisionInput {
+  if (!checkRevisionBody.Check(input)) {
+    const first = checkRevisionBody.Errors(input)[0]
+    throw badRequest(`invalid revision fields: ${first?.instancePath || '/'} ${first?.message}`)
+  }
+  return input
+}
+
+function contentDisposition(filename: string): string {
+  const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_')
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`
+}
+
+const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
+  plain,
+  { maxFileSize },
+) => {
+  const app = plain.withTypeProvider<TypeBoxTypeProvider>()
+
+  const requireStorage = () => {
+    if (!app.serverState.modes.isStorageHealthy) {
+      throw storageUnavailable('file storage is unavailable; metadata still works')
+    }
+  }
+
+  /**
+   * Reads a multipart revision: `comment` and `properties` fields in any order around one `file`
+   * part, which is streamed to storage as it arrives. Whatever fails after the file was stored
+   * (a bad field after it, the client vanishing, the commit) removes it again.
+   */
+  async function multipartRevision(request: FastifyRequest, pn: string) {
+    requireStorage()
+    const fields: Record<string, unknown> = {}
+    let pending: PendingRevision | null = null
+    try {
+      for await (const part of request.parts()) {
+        if (part.type === 'field') {
+          if (!MULTIPART_FIELDS.has(part.fieldname)) {
+            throw badRequest(`unknown field ${part.fieldname}; expected comment, properties, file`)
+          }
+          if (part.fieldname in fields) throw badRequest(`field ${part.fieldname} given twice`)
+          fields[part.fieldname] = fieldValue(part)
+          continue
+        }
+        if (part.fieldname !== 'file') throw badRequest('the file part must be named file')
+        // Fields sent before the file are checked before any byte is stored.
+        validRevisionInput(fields)
+        pending = await storeFile(pn, part)
+      }
+      if (!pending) throw badRequest('a multipart revision needs a file part')
+      const input = validRevisionInput(fields)
+      const stored: PendingRevision = pending
+      // From here on completeRevision removes the file itself if the commit fails.
+      pending = null
+      return await completeRevision(app.domain, stored, input)
+    } catch (err) {
+      if (pending) await abandonRevision(app.domain, pending)
+      throw err
+    }
+  }
+
+  async function storeFile(pn: string, part: MultipartFile): Promise<PendingRevision> {
+    const filename = safeFilename(part.filename)
+    const contentType = part.mimetype || 'application/octet-stream'
+    if (!MEDIA_TYPE.test(contentType) || contentType.length > 255) {
+      throw badRequest(`invalid content type for the file: ${contentType}`)
+    }
+    return storeRevisionFile(app.domain, pn, {
+      filename,
+      contentType,
+      body: part.file,
+      maxSize: maxFileSize,
+    })
+  }
+
+  app.get(
+    '/api/items/:pn/revisions',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        params: ItemParams,
+        response: {
+          200: Type.Object({ revisions: Type.Array(Revision) }),
+          404: ErrorBody,
+          ...authErrors,
+        },
+      },
+    },
+    async (request) => ({ revisions: await listRevisions(app.db, request.params.pn) }),
+  )
+
+  app.get(
+    '/api/items/:pn/revisions/:n',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        params: RevisionParams,
+        response: { 200: Revision, 404: ErrorBody, ...authErrors },
+      },
+    },
+    async (request) => getRevision(app.db, request.params.pn, request.params.n),
+  )
+
+  app.post(
+    '/api/items/:pn/revisions',
+    {
+      config: { role: 'editor' },
+      schema: {
+        params: ItemParams,
+        // JSON is validated here; multipart is read part by part in the handler.
+        body: { content: { 'application/json': { schema: RevisionBody } } },
+        response: {
+          201: Revision,
+          400: ErrorBody,
+          404: ErrorBody,
+          413: ErrorBody,
+          503: ErrorBody,
+          ...authErrors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { pn } = request.params
+      try {
+        const revision = request.isMultipart()
+          ? await multipartRevision(request, pn)
+          : await createRevision(app.domain, pn, request.body as RevisionInput)
+        return await reply.code(201).send(revision)
+      } catch (err) {
+        // An upload refused part-way leaves unread bytes on the connection; closing it is
+        // cheaper than reading up to a gigabyte just to discard it.
+        if (request.isMultipart() && !request.raw.readableEnded) reply.header('Connection', 'close')
+        throw err
+      }
+    },
+  )
+
+  app.get(
+    '/api/items/:pn/revisions/:n/file',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        params: RevisionParams,
+        response: {
+          400: ErrorBody,
+          404: ErrorBody,
+          416: ErrorBody,
+          503: ErrorBody,
+          ...authErrors,
+        },
+      },
+    },
+    async (request, reply) => sendFile(request, reply, request.params.pn, request.params.n),
+  )
+
+  async function sendFile(request: FastifyRequest, reply: FastifyReply, pn: string, n: number) {
+    requireStorage()
+    const file = await revisionFile(app.db, pn, n)
+    const etag = `"${file.sha256}"`
+    reply
+      .header('ETag', etag)
+      .header('Accept-Ranges', 'bytes')
+      .header('Content-Disposition', contentDisposition(file.name))
+      .header('Cache-Control', 'private, no-cache')
+    if (request.headers['if-none-match']?.split(/\s*,\s*/).includes(etag)) {
+      return reply.code(304).send()
+    }
+    const ifRange = request.headers['if-range']
+    const range =
+      ifRange === undefined || ifRange === etag
+        ? parseByteRange(request.headers.range, file.size)
+        : null
+    if (range === 'unsatisfiable') {
+      throw new AppError(416, 'range_not_satisfiable', `the file has ${file.size} bytes`, {
+        'Content-Range': `bytes */${file.size}`,
+      })
+    }
+    let body
+    try {
+      body = await app.storage.get(file.key, range ?? undefined)
+    } catch (err) {
+      request.log.error({ err }, 'reading a revision file from storage failed')
+      throw storageUnavailable('reading the file from storage failed')
+    }
+    reply.type(file.content_type)
+    if (range) {
+      reply
+        .code(206)
+        .header('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`)
+        .header('Content-Length', range.end - range.start + 1)
+    } else {
+      reply.header('Content-Length', file.size)
+    }
+    return reply.send(body)
+  }
+}
+
+export default revisionRoutes

@@ -1,13 +1,13 @@
 import { Type } from 'typebox'
-import { ITEM_TYPES } from '../domain/items.js'
+import { ITEM_TYPES, PART_NUMBER_PATTERN, PART_NUMBER_RULE } from '../domain/items.js'
 import { ROLES } from '../domain/tokens.js'
 
 export const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() })
 
 /** Part numbers travel in URL paths, so they are limited to URL-safe characters. */
 export const PartNumber = Type.String({
-  pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
-  description: 'letters, digits, dot, underscore and dash; at most 64; no leading punctuation',
+  pattern: PART_NUMBER_PATTERN,
+  description: PART_NUMBER_RULE,
 })
 
 export const ItemType = Type.Union(ITEM_TYPES.map((t) => Type.Literal(t)))

@@ -4,5 +4,5 @@ import { minioStorage } from './minioStorage.js'
 import type { ObjectStorage } from './objectStorage.js'
 
 export function openStorage(config: Config['storage']): ObjectStorage {
-  return config.minio ? minioStorage(config.minio) : filesystemStorage(config.path)
+  return config.minio ? minioStorage(config.minio, config.timeout) : filesystemStorage(config.path)
 }

@@ -1,6 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
-import { createServer as createNetServer, type Server, type Socket } from 'node:net'
+import { createServer as createNetServer, type Server, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import S3rver from 's3rver'
@@ -163,6 +163,80 @@ export async function startBlackHole(options: { port?: number } = {}): Promise<B
     async close() {
       if (closed) return
       closed = true
+      const closing = closeServer(server)
+      for (const socket of sockets) socket.destroy()
+      await closing
+    },
+  }
+}
+
+export interface CuttingProxy {
+  readonly port: number
+  /**
+   * Arms the proxy: once more than `bytes` have gone towards the target (over all connections,
+   * counted from now), the connection carrying them is destroyed on both sides and every
+   * connection after it is refused, until heal(). Resolves when that cut has happened.
+   */
+  cutAfter(bytes: number): Promise<void>
+  heal(): void
+  close(): Promise<void>
+}
+
+/**
+ * A TCP proxy in front of a real endpoint that can fail in the middle of a transfer: storage
+ * dying while an upload streams into it, which stopping the server between requests cannot
+ * reproduce.
+ */
+export async function startCuttingProxy(targetPort: number): Promise<CuttingProxy> {
+  const sockets = new Set<Socket>()
+  let limit = Infinity
+  let sent = 0
+  let down = false
+  let onCut: (() => void) | null = null
+  const server = createNetServer((client) => {
+    sockets.add(client)
+    client.on('close', () => sockets.delete(client))
+    client.on('error', () => {})
+    if (down) {
+      client.destroy()
+      return
+    }
+    const upstream = new Socket()
+    sockets.add(upstream)
+    upstream.on('close', () => sockets.delete(upstream))
+    upstream.on('error', () => client.destroy())
+    client.on('close', () => upstream.destroy())
+    upstream.on('close', () => client.destroy())
+    client.on('data', (chunk: Buffer) => {
+      sent += chunk.length
+      if (sent > limit) {
+        down = true
+        limit = Infinity
+        client.destroy()
+        upstream.destroy()
+        onCut?.()
+        return
+      }
+      if (!upstream.write(chunk)) client.pause()
+    })
+    upstream.on('drain', () => client.resume())
+    upstream.pipe(client)
+    upstream.connect(targetPort, HOST)
+  })
+  const port = await listenOn(server)
+  return {
+    port,
+    cutAfter(bytes) {
+      limit = bytes
+      sent = 0
+      return new Promise((resolve) => {
+        onCut = resolve
+      })
+    },
+    heal() {
+      down = false
+    },
+    async close() {
       const closing = closeServer(server)
       for (const socket of sockets) socket.destroy()
       await closing

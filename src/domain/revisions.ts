@@ -1,0 +1,333 @@
+import { createHash } from 'node:crypto'
+import { type Readable, Transform } from 'node:stream'
+import type { Queryable } from '../db/database.js'
+import { type DomainContext, mutate } from './context.js'
+import { AppError, notFound } from './errors.js'
+
+export interface RevisionFile {
+  name: string
+  size: number
+  sha256: string
+  content_type: string
+}
+
+export interface Revision {
+  part_number: string
+  revision_number: number
+  comment: string
+  properties: Record<string, unknown>
+  file: RevisionFile | null
+  created_at: string
+}
+
+export interface RevisionInput {
+  comment?: string
+  properties?: Record<string, unknown>
+}
+
+interface RevisionRow {
+  part_number: string
+  revision_number: number
+  comment: string
+  properties: Record<string, unknown>
+  file_key: string | null
+  file_name: string | null
+  file_size: string | number | null
+  file_sha256: string | null
+  content_type: string | null
+  created_at: Date | string
+}
+
+const COLUMNS = `part_number, revision_number, comment, properties, file_key, file_name,
+  file_size, file_sha256, content_type, created_at`
+
+function toRevision(row: RevisionRow): Revision {
+  return {
+    part_number: row.part_number,
+    revision_number: Number(row.revision_number),
+    comment: row.comment,
+    properties: row.properties,
+    file:
+      row.file_key === null
+        ? null
+        : {
+            name: row.file_name ?? '',
+            size: Number(row.file_size),
+            sha256: row.file_sha256 ?? '',
+            content_type: row.content_type ?? 'application/octet-stream',
+          },
+    created_at: new Date(row.created_at).toISOString(),
+  }
+}
+
+async function assertItemExists(db: Queryable, partNumber: string, lock = false): Promise<void> {
+  const { rows } = await db.query(
+    `SELECT 1 FROM items WHERE part_number = $1${lock ? ' FOR UPDATE' : ''}`,
+    [partNumber],
+  )
+  if (rows.length === 0) throw notFound(`item ${partNumber}`)
+}
+
+/** Every complete revision of an item, oldest first. */
+export async function listRevisions(db: Queryable, partNumber: string): Promise<Revision[]> {
+  await assertItemExists(db, partNumber)
+  const { rows } = await db.query<RevisionRow>(
+    `SELECT ${COLUMNS} FROM revisions WHERE part_number = $1 AND status = 'complete'
+     ORDER BY revision_number`,
+    [partNumber],
+  )
+  return rows.map(toRevision)
+}
+
+async function findRevision(db: Queryable, partNumber: string, n: number): Promise<RevisionRow> {
+  const { rows } = await db.query<RevisionRow>(
+    `SELECT ${COLUMNS} FROM revisions
+     WHERE part_number = $1 AND revision_number = $2 AND status = 'complete'`,
+    [partNumber, n],
+  )
+  const row = rows[0]
+  if (!row) {
+    await assertItemExists(db, partNumber)
+    throw notFound(`revision ${n} of ${partNumber}`)
+  }
+  return row
+}
+
+export async function getRevision(db: Queryable, partNumber: string, n: number): Promise<Revision> {
+  return toRevision(await findRevision(db, partNumber, n))
+}
+
+function revisionCreated(revision: Revision) {
+  return {
+    type: 'revision.created',
+    part_number: revision.part_number,
+    data: {
+      part_number: revision.part_number,
+      revision_number: revision.revision_number,
+      comment: revision.comment,
+      ...(revision.file ? { file: revision.file } : {}),
+    },
+  }
+}
+
+// Numbers are taken under the item's row lock, over pending rows too, so two writers never
+// pick the same number and an upload's object key is fixed before its bytes are sent.
+async function nextRevisionNumber(tx: Queryable, partNumber: string): Promise<number> {
+  await assertItemExists(tx, partNumber, true)
+  const { rows } = await tx.query<{ n: number }>(
+    'SELECT coalesce(max(revision_number), 0)::int + 1 AS n FROM revisions WHERE part_number = $1',
+    [partNumber],
+  )
+  return Number(rows[0]?.n)
+}
+
+/** A revision without a file: metadata only. */
+export async function createRevision(
+  ctx: DomainContext,
+  partNumber: string,
+  input: RevisionInput,
+): Promise<Revision> {
+  return mutate(ctx, async (tx, emit) => {
+    const n = await nextRevisionNumber(tx, partNumber)
+    const { rows } = await tx.query<RevisionRow>(
+      `INSERT INTO revisions (part_number, revision_number, comment, properties)
+       VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
+      [partNumber, n, input.comment ?? '', JSON.stringify(input.properties ?? {})],
+    )
+    const revision = toRevision(rows[0] as RevisionRow)
+    emit(revisionCreated(revision))
+    return revision
+  })
+}
+
+/** The storage key of a revision's file, as DESIGN §8 fixes it. */
+export function fileKey(partNumber: string, n: number, filename: string): string {
+  return `items/${partNumber}/rev/${n}/${filename}`
+}
+
+/** Counts and hashes the bytes flowing through it, and fails once they pass `maxSize`. */
+class Digest extends Transform {
+  size = 0
+  tooLarge: AppError | null = null
+  private readonly hash = createHash('sha256')
+  constructor(private readonly maxSize: number) {
+    super()
+  }
+  override _transform(
+    chunk: Buffer,
+    _encoding: BufferEncoding,
+    done: (err: Error | null, chunk?: Buffer) => void,
+  ) {
+    this.size += chunk.length
+    if (this.size > this.maxSize) {
+      this.tooLarge = new AppError(
+        413,
+        'payload_too_large',
+        `files are limited to ${this.maxSize} bytes`,
+      )
+      done(this.tooLarge)
+      return
+    }
+    this.hash.update(chunk)
+    done(null, chunk)
+  }
+  sha256(): string {
+    return this.hash.digest('hex')
+  }
+}
+
+export interface FileUpload {
+  filename: string
+  contentType: string
+  /** The file's bytes; it errors if the client vanishes. */
+  body: Readable
+  /** More bytes than this is a 413, and nothing is kept. */
+  maxSize: number
+}
+
+/** A file stored under a reserved revision number that is not visible yet. */
+export interface PendingRevision {
+  partNumber: string
+  revisionNumber: number
+  key: string
+  file: RevisionFile
+}
+
+export const storageUnavailable = (message: string) =>
+  new AppError(503, 'storage_unavailable', message, { 'Retry-After': '30' })
+
+/**
+ * Reserves revision number n+1, streams the file to storage while hashing it, and returns the
+ * pending revision; `completeRevision` makes it visible, `abandonRevision` removes it. If this
+ * rejects, neither a row nor an object is left behind. A failure of the upload's own stream
+ * (client gone) or its size is rethrown as is; a storage failure becomes 503.
+ */
+export async function storeRevisionFile(
+  ctx: DomainContext,
+  partNumber: string,
+  upload: FileUpload,
+): Promise<PendingRevision> {
+  // Listening before anything is awaited: the body may fail (client gone, limit passed) while
+  // the number is being reserved.
+  const digest = new Digest(upload.maxSize)
+  let bodyError: unknown
+  upload.body.on('error', (err) => {
+    bodyError ??= err
+    digest.destroy(err)
+  })
+  const reserved = await ctx.db.transaction(async (tx) => {
+    const n = await nextRevisionNumber(tx, partNumber)
+    const key = fileKey(partNumber, n, upload.filename)
+    await tx.query(
+      `INSERT INTO revisions (part_number, revision_number, status, file_key, file_name, content_type)
+       VALUES ($1, $2, 'pending', $3, $4, $5)`,
+      [partNumber, n, key, upload.filename, upload.contentType],
+    )
+    return { n, key }
+  })
+  try {
+    if (bodyError !== undefined) throw bodyError
+    await ctx.storage.put(reserved.key, upload.body.pipe(digest), upload.contentType)
+  } catch (err) {
+    // The key is reserved for this upload alone, so whatever a storage kept of it can go.
+    await ctx.storage.remove(reserved.key).catch(() => {})
+    await deleteReservation(ctx.db, partNumber, reserved.n)
+    const clientError = bodyError ?? digest.tooLarge
+    if (clientError) throw clientError
+    throw storageUnavailable(`storing the file failed: ${(err as Error).message}`)
+  }
+  return {
+    partNumber,
+    revisionNumber: reserved.n,
+    key: reserved.key,
+    file: {
+      name: upload.filename,
+      size: digest.size,
+      sha256: digest.sha256(),
+      content_type: upload.contentType,
+    },
+  }
+}
+
+async function deleteReservation(db: Queryable, partNumber: string, n: number): Promise<void> {
+  await db.query(
+    `DELETE FROM revisions WHERE part_number = $1 AND revision_number = $2 AND status = 'pending'`,
+    [partNumber, n],
+  )
+}
+
+/** Commits a stored file as a revision, with its event. */
+export async function completeRevision(
+  ctx: DomainContext,
+  pending: PendingRevision,
+  input: RevisionInput,
+): Promise<Revision> {
+  try {
+    return await mutate(ctx, async (tx, emit) => {
+      const { rows } = await tx.query<RevisionRow>(
+        `UPDATE revisions SET status = 'complete', comment = $3, properties = $4,
+           file_size = $5, file_sha256 = $6, created_at = now()
+         WHERE part_number = $1 AND revision_number = $2 AND status = 'pending'
+         RETURNING ${COLUMNS}`,
+        [
+          pending.partNumber,
+          pending.revisionNumber,
+          input.comment ?? '',
+          JSON.stringify(input.properties ?? {}),
+          pending.file.size,
+          pending.file.sha256,
+        ],
+      )
+      // The item was deleted during the upload, which took the reservation with it.
+      if (!rows[0]) throw notFound(`item ${pending.partNumber}`)
+      const revision = toRevision(rows[0])
+      emit(revisionCreated(revision))
+      return revision
+    })
+  } catch (err) {
+    await abandonRevision(ctx, pending)
+    throw err
+  }
+}
+
+/**
+ * Removes a stored file and its reservation. The object goes first: if storage fails, the
+ * pending row stays as the record of what to remove, and `sweepStaleUploads` retries later.
+ */
+export async function abandonRevision(ctx: DomainContext, pending: PendingRevision): Promise<void> {
+  await ctx.storage.remove(pending.key)
+  await deleteReservation(ctx.db, pending.partNumber, pending.revisionNumber)
+}
+
+/**
+ * Removes reservations older than `olderThanMs` and their objects: uploads cut short by a
+ * crash, or abandoned while storage was down. Returns how many were removed.
+ */
+export async function sweepStaleUploads(ctx: DomainContext, olderThanMs: number): Promise<number> {
+  const { rows } = await ctx.db.query<{
+    part_number: string
+    revision_number: number
+    file_key: string
+  }>(
+    `SELECT part_number, revision_number, file_key FROM revisions
+     WHERE status = 'pending' AND created_at < now() - $1 * interval '1 millisecond'`,
+    [olderThanMs],
+  )
+  for (const row of rows) {
+    await ctx.storage.remove(row.file_key)
+    await deleteReservation(ctx.db, row.part_number, Number(row.revision_number))
+  }
+  return rows.length
+}
+
+/** The stored file of a complete revision, for download. */
+export async function revisionFile(
+  db: Queryable,
+  partNumber: string,
+  n: number,
+): Promise<RevisionFile & { key: string }> {
+  const row = await findRevision(db, partNumber, n)
+  if (row.file_key === null) throw notFound(`a file in revision ${n} of ${partNumber}`)
+  const revision = toRevision(row)
+  return { ...(revision.file as RevisionFile), key: row.file_key }
+}
