@@ -8,6 +8,7 @@ import { openPglite } from './db/pglite.js'
 import brokerPlugin from './plugins/broker.js'
 import databasePlugin from './plugins/database.js'
 import domainPlugin from './plugins/domain.js'
+import metricsPlugin from './plugins/metrics.js'
 import authPlugin from './plugins/auth.js'
 import errorHandlerPlugin from './plugins/errorHandler.js'
 import requireWritablePlugin from './plugins/requireWritable.js'
@@ -96,6 +97,7 @@ export async function buildApp(
     await app.register(brokerPlugin, { events: config.events })
     await app.register(serverStatePlugin, { storage, config })
     await app.register(domainPlugin)
+    await app.register(metricsPlugin)
     if (config.server.cors_origins.length > 0) {
       await app.register(cors, { origin: config.server.cors_origins, credentials: false })
     }

@@ -128,6 +128,14 @@ describe('replay with Last-Event-ID', () => {
     await client.waitForStoredCount(2)
     expect(client.stored.map((e) => e.id)).toEqual([3, 4])
   })
+
+  it('a malformed Last-Event-ID header does not hide a valid ?last_event_id=', async () => {
+    server = await startServer()
+    await createItems(4)
+    const client = subscribe({ lastEventId: 'garbage', query: { last_event_id: '3' } })
+    await client.waitForStoredCount(1)
+    expect(client.stored.map((e) => e.id)).toEqual([4])
+  })
 })
 
 describe('stream.reset', () => {

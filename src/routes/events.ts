@@ -21,8 +21,10 @@ const eventRoutes: FastifyPluginAsync = async (app) => {
     { config: { role: 'viewer', queryToken: true } },
     async (request, reply) => {
       const query = (request.query ?? {}) as Record<string, unknown>
-      const headerId = request.headers['last-event-id']
-      const lastEventId = parseLastEventId(headerId ?? query.last_event_id)
+      // A malformed header counts as absent, so it does not hide a valid ?last_event_id=.
+      const lastEventId =
+        parseLastEventId(request.headers['last-event-id']) ??
+        parseLastEventId(query.last_event_id)
       const partNumber = typeof query.part_number === 'string' ? query.part_number : undefined
 
       reply.hijack()
