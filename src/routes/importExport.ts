@@ -1,5 +1,169 @@
-import type { FastifyPluginAsync } from 'fastify'
+import { Readable } from 'node:stream'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import { AppError } from '../domain/errors.js'
+import { exportItemsCsv, exportItemsOds } from '../domain/exportItems.js'
+import { importItems, readSheet, type SheetFormat } from '../domain/importItems.js'
+import { ODS_MIME_TYPE } from '../sheets/ods.js'
+import { ErrorBody, authErrors } from './schemas.js'
 
-const routes: FastifyPluginAsync<{ maxSize: number }> = async () => {}
+/** Media types each import takes as a raw body (besides multipart/form-data with a `file` part). */
+const RAW_TYPES: Record<SheetFormat, readonly string[]> = {
+  csv: ['text/csv'],
+  ods: [ODS_MIME_TYPE, 'application/octet-stream'],
+}
 
-export default routes
+const ImportQuery = Type.Object(
+  {
+    dry_run: Type.Boolean({
+      default: false,
+      description: 'compute and answer what would change, write nothing',
+    }),
+  },
+  { additionalProperties: false },
+)
+
+const ImportResult = Type.Object({
+  dry_run: Type.Boolean(),
+  created: Type.Integer(),
+  updated: Type.Integer(),
+  unchanged: Type.Integer(),
+  items: Type.Array(
+    Type.Object({
+      row: Type.Integer(),
+      part_number: Type.String(),
+      action: Type.Union([
+        Type.Literal('created'),
+        Type.Literal('updated'),
+        Type.Literal('unchanged'),
+      ]),
+    }),
+  ),
+})
+
+/** A rejected file: `errors` lists every bad cell (row 1 is the header). */
+const ImportErrorBody = Type.Object({
+  error: Type.String(),
+  message: Type.String(),
+  errors: Type.Optional(
+    Type.Array(Type.Object({ row: Type.Integer(), column: Type.String(), reason: Type.String() })),
+  ),
+})
+
+function mediaType(request: FastifyRequest): { essence: string; charset?: string } {
+  const [essence = '', ...params] = (request.headers['content-type'] ?? '').split(';')
+  const charset = params
+    .map((p) => p.trim().split('='))
+    .find(([name]) => name?.trim().toLowerCase() === 'charset')?.[1]
+  return {
+    essence: essence.trim().toLowerCase(),
+    ...(charset ? { charset: charset.trim().replace(/^"|"$/g, '').toLowerCase() } : {}),
+  }
+}
+
+const importExportRoutes: FastifyPluginAsync<{ maxSize: number }> = async (plain, { maxSize }) => {
+  const app = plain.withTypeProvider<TypeBoxTypeProvider>()
+
+  // Encapsulated in this plugin: other routes still answer 415 to these types. Imports must be
+  // parsed whole to be all-or-nothing, so the body is buffered, bounded by import.max_size.
+  app.addContentTypeParser(
+    [...RAW_TYPES.csv, ...RAW_TYPES.ods],
+    { parseAs: 'buffer', bodyLimit: maxSize },
+    (_request, body, done) => done(null, body),
+  )
+
+  async function multipartFile(request: FastifyRequest): Promise<Buffer> {
+    try {
+      const part = await request.file({ limits: { fileSize: maxSize } })
+      if (!part) throw new AppError(400, 'invalid_import', 'the multipart body has no file part')
+      if (part.fieldname !== 'file') {
+        part.file.resume()
+        throw new AppError(
+          400,
+          'invalid_import',
+          `the file part is named "${part.fieldname}"; name it "file"`,
+        )
+      }
+      return await part.toBuffer()
+    } catch (err) {
+      // Limits (413) and our own errors keep their status; what the multipart parser throws
+      // without one (no boundary, a body cut short) is the client's malformed request.
+      if (err instanceof AppError || (err as { statusCode?: unknown }).statusCode) throw err
+      throw new AppError(
+        400,
+        'invalid_import',
+        `malformed multipart body: ${(err as Error).message}`,
+      )
+    }
+  }
+
+  /** The uploaded file: the raw body, or the `file` part of a multipart body. */
+  async function uploadedFile(request: FastifyRequest, format: SheetFormat): Promise<Buffer> {
+    const accepted = RAW_TYPES[format]
+    const unsupported = () =>
+      new AppError(
+        415,
+        'unsupported_media_type',
+        `send the ${format.toUpperCase()} file as ${accepted.join(' or ')}, or as multipart/form-data with a "file" part`,
+      )
+    if (request.isMultipart()) return multipartFile(request)
+    const { essence, charset } = mediaType(request)
+    if (!accepted.includes(essence) || !Buffer.isBuffer(request.body)) throw unsupported()
+    if (format === 'csv' && charset && charset !== 'utf-8' && charset !== 'utf8') {
+      throw new AppError(415, 'unsupported_media_type', 'CSV files must be UTF-8 (charset=utf-8)')
+    }
+    return request.body
+  }
+
+  for (const format of ['csv', 'ods'] as const) {
+    app.post(
+      `/api/import/${format}`,
+      {
+        config: { role: 'editor' },
+        schema: {
+          querystring: ImportQuery,
+          response: {
+            200: ImportResult,
+            400: ImportErrorBody,
+            409: ErrorBody,
+            413: ErrorBody,
+            415: ErrorBody,
+            503: ErrorBody,
+            ...authErrors,
+          },
+        },
+      },
+      async (request) => {
+        const bytes = await uploadedFile(request, format)
+        const sheet = readSheet(format, bytes)
+        return importItems(app.domain, sheet, { dryRun: request.query.dry_run })
+      },
+    )
+  }
+
+  // Streams: no body schema for 200 (the type provider would want a JSON value).
+  plain.get(
+    '/api/export/items.csv',
+    { config: { role: 'viewer' }, schema: { response: { ...authErrors } } },
+    async (_request, reply) =>
+      reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', 'attachment; filename="items.csv"')
+        .header('cache-control', 'no-store')
+        .send(Readable.from(exportItemsCsv(app.db))),
+  )
+
+  plain.get(
+    '/api/export/items.ods',
+    { config: { role: 'viewer' }, schema: { response: { ...authErrors } } },
+    async (_request, reply) =>
+      reply
+        .type(ODS_MIME_TYPE)
+        .header('content-disposition', 'attachment; filename="items.ods"')
+        .header('cache-control', 'no-store')
+        .send(Readable.from(exportItemsOds(app.db))),
+  )
+}
+
+export default importExportRoutes

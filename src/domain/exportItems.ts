@@ -1,0 +1,98 @@
+import type { Queryable } from '../db/database.js'
+import { csvLines } from '../sheets/csv.js'
+import { OdsWriter } from '../sheets/ods.js'
+import type { Cell } from '../sheets/sheet.js'
+import { FIXED_COLUMNS } from './importItems.js'
+import { type Item, listItems } from './items.js'
+
+/**
+ * Every item as a sheet that the import reads back unchanged: part_number, description,
+ * item_type, then one column per property name (sorted). Streamed page by page in part-number
+ * order; nothing holds the whole table. Pages are separate reads, so an export taken during
+ * writes may show some of them; revisions and BOMs are not part of it.
+ */
+
+const PAGE_SIZE = 500
+
+/**
+ * Property names that can be a column of their own: the import trims column names and reserves
+ * the fixed ones, so a name like " x" or "description" would not come back as the same property.
+ * Such properties are left out of the export, and an import leaves them alone.
+ */
+function isColumnName(name: string): boolean {
+  return (
+    name !== '' &&
+    name === name.trim() &&
+    [...name].length <= 128 &&
+    !(FIXED_COLUMNS as readonly string[]).includes(name)
+  )
+}
+
+export async function propertyColumns(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ key: string }>(
+    'SELECT DISTINCT jsonb_object_keys(properties) AS key FROM items',
+  )
+  return rows
+    .map((r) => r.key)
+    .filter(isColumnName)
+    .sort()
+}
+
+async function* itemPages(db: Queryable): AsyncGenerator<Item[]> {
+  let cursor: string | undefined
+  do {
+    const page = await listItems(db, { limit: PAGE_SIZE, ...(cursor ? { cursor } : {}) })
+    if (page.items.length > 0) yield page.items
+    cursor = page.next_cursor ?? undefined
+  } while (cursor)
+}
+
+function hasOwn(object: Record<string, unknown>, key: string): boolean {
+  return Object.prototype.hasOwnProperty.call(object, key)
+}
+
+/** CSV carries text only: strings as they are, every other value as its JSON. */
+function csvValue(value: unknown): Cell {
+  return typeof value === 'string' ? value : JSON.stringify(value)
+}
+
+/** ODS carries numbers and booleans typed; objects, arrays and null as JSON text. */
+function odsValue(value: unknown): Cell {
+  if (typeof value === 'string' || typeof value === 'boolean') return value
+  if (typeof value === 'number' && Number.isFinite(value)) return value
+  return JSON.stringify(value)
+}
+
+function itemRow(item: Item, keys: readonly string[], value: (v: unknown) => Cell): Cell[] {
+  return [
+    item.part_number,
+    item.description,
+    item.item_type,
+    ...keys.map((key) => (hasOwn(item.properties, key) ? value(item.properties[key]) : null)),
+  ]
+}
+
+/** Every item as CSV text, a page of rows per chunk. */
+export async function* exportItemsCsv(db: Queryable): AsyncGenerator<string> {
+  const keys = await propertyColumns(db)
+  yield csvLines([[...FIXED_COLUMNS, ...keys]])
+  for await (const items of itemPages(db)) {
+    yield csvLines(items.map((item) => itemRow(item, keys, csvValue)))
+  }
+}
+
+/** Every item as an ODS file, zip chunks as the deflater produces them. */
+export async function* exportItemsOds(db: Queryable): AsyncGenerator<Uint8Array> {
+  const keys = await propertyColumns(db)
+  const chunks: Uint8Array[] = []
+  const writer = new OdsWriter(FIXED_COLUMNS.length + keys.length, (c) => chunks.push(c), {
+    sheetName: 'items',
+  })
+  writer.row([...FIXED_COLUMNS, ...keys])
+  for await (const items of itemPages(db)) {
+    for (const item of items) writer.row(itemRow(item, keys, odsValue))
+    if (chunks.length > 0) yield* chunks.splice(0)
+  }
+  writer.end()
+  yield* chunks.splice(0)
+}

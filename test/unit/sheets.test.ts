@@ -1,0 +1,488 @@
+import { readFileSync } from 'node:fs'
+import { strToU8, unzipSync, zipSync } from 'fflate'
+import { describe, expect, it } from 'vitest'
+import { csvLines, readCsv } from '../../src/sheets/csv.js'
+import { ODS_MIME_TYPE, OdsWriter, readOds, writeOds } from '../../src/sheets/ods.js'
+import {
+  type Cell,
+  columnLetter,
+  DEFAULT_SHEET_LIMITS,
+  SheetFormatError,
+} from '../../src/sheets/sheet.js'
+
+/**
+ * The sheet readers and writers on plain values: CSV through csv-parse/csv-stringify, ODS through
+ * fflate and saxes. test/fixtures/libreoffice.ods was saved by LibreOffice Calc 7.4 from
+ * test/fixtures/libreoffice.fods (`soffice --headless --convert-to ods libreoffice.fods`).
+ */
+
+const utf8 = (text: string) => new TextEncoder().encode(text)
+
+const NS =
+  'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" ' +
+  'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" ' +
+  'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+
+/** A minimal ODS around a hand-written office:spreadsheet body. */
+function odsWith(spreadsheet: string, extra: Record<string, Uint8Array> = {}): Uint8Array {
+  const content = `<?xml version="1.0" encoding="UTF-8"?><office:document-content ${NS} office:version="1.2"><office:body><office:spreadsheet>${spreadsheet}</office:spreadsheet></office:body></office:document-content>`
+  return zipSync({
+    mimetype: [strToU8(ODS_MIME_TYPE), { level: 0 }],
+    'content.xml': strToU8(content),
+    ...extra,
+  })
+}
+
+const cell = (text: string) =>
+  `<table:table-cell office:value-type="string"><text:p>${text}</text:p></table:table-cell>`
+const row = (...cells: string[]) => `<table:table-row>${cells.join('')}</table:table-row>`
+
+function formatError(fn: () => unknown): SheetFormatError {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(SheetFormatError)
+    return err as SheetFormatError
+  }
+  throw new Error('expected a SheetFormatError')
+}
+
+/** Values a round trip must keep exactly. */
+const TRICKY_TEXT = [
+  'plain',
+  'comma, inside',
+  'a "quoted" word',
+  'two\nlines',
+  '  leading and trailing  ',
+  'double  space',
+  'Ø 12 mm – Schraube «M3»',
+  'emoji 🔩🙂 and 日本語',
+  '<xml> & "entities" \'too\'',
+  ' ',
+  '\nstarts with a newline',
+  'tab\tinside',
+]
+
+describe('CSV reader', () => {
+  it('numbers rows as a spreadsheet does: header row 1, a quoted multi-line cell is one row, blank rows skipped', () => {
+    // Given a file with a multi-line cell, a blank line and a row of empty cells
+    const csv = 'part_number,description,item_type\nP-1,"two\nlines",part\n\n,,\nP-2,x,drawing\n'
+    // When it is read
+    const sheet = readCsv(utf8(csv))
+    // Then the rows keep the numbers a spreadsheet shows, and the blank ones are left out
+    expect(sheet.header).toEqual(['part_number', 'description', 'item_type'])
+    expect(sheet.rows).toEqual([
+      { row: 2, cells: ['P-1', 'two\nlines', 'part'] },
+      { row: 5, cells: ['P-2', 'x', 'drawing'] },
+    ])
+  })
+
+  it('accepts CRLF line ends and a UTF-8 byte-order mark, and keeps CRLF inside quoted cells', () => {
+    const sheet = readCsv(utf8('\uFEFFa,b\r\n1,"x\r\ny"\r\n2,\r\n'))
+    expect(sheet.header).toEqual(['a', 'b'])
+    expect(sheet.rows).toEqual([
+      { row: 2, cells: ['1', 'x\r\ny'] },
+      { row: 3, cells: ['2', ''] },
+    ])
+  })
+
+  it('keeps rows shorter or longer than the header as they are', () => {
+    const sheet = readCsv(utf8('a,b,c\n1\n1,2,3,4\n'))
+    expect(sheet.rows.map((r) => r.cells)).toEqual([['1'], ['1', '2', '3', '4']])
+  })
+
+  it('reads an empty file as an empty header', () => {
+    expect(readCsv(new Uint8Array())).toEqual({ header: [], rows: [] })
+  })
+
+  it('rejects an unclosed quote, naming the row it opens in', () => {
+    const err = formatError(() => readCsv(utf8('a,b\n\n"open,1\n2,3\n')))
+    expect(err.message).toMatch(/^not valid CSV in row 3: Quote Not Closed/)
+  })
+
+  it('rejects a stray quote inside a bare cell', () => {
+    const err = formatError(() => readCsv(utf8('a,b\nx"y,1\n')))
+    expect(err.message).toMatch(/^not valid CSV in row 2: Invalid Opening Quote/)
+  })
+
+  it('rejects text that is not UTF-8 instead of guessing its code page', () => {
+    // "Ø" in Windows-1252 is the single byte 0xD8
+    const latin1 = Uint8Array.from([...utf8('a,b\n'), 0xd8, ...utf8(',1\n')])
+    expect(formatError(() => readCsv(latin1)).message).toMatch(/not UTF-8/)
+  })
+
+  it('says so when the separator is a semicolon', () => {
+    const err = formatError(() => readCsv(utf8('part_number;description;item_type\nP-1;x;part\n')))
+    expect(err.message).toMatch(/commas as separators/)
+  })
+
+  it('refuses more rows or columns than the limits', () => {
+    const limits = { maxRows: 2, maxColumns: 3 }
+    expect(() => readCsv(utf8('a\n1\n2\n'), limits)).not.toThrow()
+    expect(formatError(() => readCsv(utf8('a\n1\n2\n3\n'), limits)).message).toMatch(
+      /more than 2 data rows/,
+    )
+    expect(formatError(() => readCsv(utf8('a\n1,2,3,4\n'), limits)).message).toMatch(
+      /more than 3 columns/,
+    )
+  })
+})
+
+describe('CSV writer', () => {
+  it('round-trips commas, quotes, newlines, spaces and non-ASCII text through the reader', () => {
+    // Given rows of tricky text, numbers, booleans and empty cells
+    const header = ['part_number', 'text']
+    const rows: Cell[][] = TRICKY_TEXT.map((text, i) => [`P-${i}`, text])
+    // When they are written and read back
+    const text = csvLines([header, ...rows])
+    const sheet = readCsv(utf8(text))
+    // Then every cell comes back as written
+    expect(sheet.header).toEqual(header)
+    expect(sheet.rows.map((r) => r.cells)).toEqual(rows)
+    expect(sheet.rows.map((r) => r.row)).toEqual(rows.map((_, i) => i + 2))
+  })
+
+  it('quotes only where needed, and cells with outer white space', () => {
+    expect(csvLines([['a', 'b,c', 'say "x"', ' pad', 'ok']])).toBe(
+      'a,"b,c","say ""x"""," pad",ok\n',
+    )
+  })
+
+  it('writes null as an empty cell and numbers and booleans as their text', () => {
+    expect(csvLines([[null, 1.5, true, false, 0, '']])).toBe(',1.5,true,false,0,\n')
+  })
+})
+
+describe('ODS reader on a file saved by LibreOffice', () => {
+  const fixture = readFileSync(new URL('../fixtures/libreoffice.ods', import.meta.url))
+
+  it('reads the header and typed values of the first table only', () => {
+    const sheet = readOds(fixture)
+    expect(sheet.header).toEqual([
+      'part_number',
+      'description',
+      'item_type',
+      'mass_kg',
+      'rohs',
+      'tolerance',
+      'price',
+      'released',
+      'note',
+    ])
+    expect(sheet.rows[0]).toEqual({
+      row: 2,
+      cells: [
+        'LO-100',
+        // two paragraphs, a span and a link flattened
+        'Ø 12 mm – Schraube «M3» 🔩\nsecond line with a link',
+        'part',
+        0.125, // float
+        true, // boolean
+        0.05, // percentage: the value, not "5.00%"
+        12.5, // currency
+        '03/01/24 12:00 AM', // date: its text
+        'say "hi", & <bye>',
+      ],
+    })
+  })
+
+  it('expands text:s spaces and leaves the annotation out of the cell', () => {
+    const sheet = readOds(fixture)
+    expect(sheet.rows[1]).toEqual({
+      row: 3,
+      cells: ['LO-101', '  two leading, double  space, trailing ', 'assembly', 3, false],
+    })
+  })
+
+  it('expands repeated cells that hold a value, skips the blank row and keeps row numbers', () => {
+    const sheet = readOds(fixture)
+    expect(sheet.rows.map((r) => r.row)).toEqual([2, 3, 5])
+    expect(sheet.rows[2]?.cells).toEqual([
+      'LO-103',
+      'document',
+      'document',
+      null,
+      null,
+      null,
+      null,
+      null,
+      'after a gap',
+    ])
+  })
+
+  it('does not expand the million formatted empty rows and 1024 columns LibreOffice writes', () => {
+    // The fixture ends with number-rows-repeated="1048570" rows of 1024 repeated empty cells.
+    const content = new TextDecoder().decode(
+      unzipSync(fixture, { filter: (f) => f.name === 'content.xml' })['content.xml'],
+    )
+    expect(content).toContain('table:number-rows-repeated="1048570"')
+    const started = performance.now()
+    const sheet = readOds(fixture)
+    expect(performance.now() - started).toBeLessThan(1000)
+    expect(sheet.rows).toHaveLength(3)
+    expect(Math.max(...sheet.rows.map((r) => r.cells.length))).toBe(9)
+  })
+})
+
+describe('ODS reader on hand-written files', () => {
+  it('expands a repeated row that holds values, numbering each copy', () => {
+    const ods = odsWith(
+      `<table:table>${row(cell('a'), cell('b'))}` +
+        `<table:table-row table:number-rows-repeated="3">${cell('x')}<table:table-cell table:number-columns-repeated="2" office:value-type="float" office:value="7"><text:p>7</text:p></table:table-cell></table:table-row>` +
+        `<table:table-row table:number-rows-repeated="2"><table:table-cell table:number-columns-repeated="5"/></table:table-row>` +
+        `${row(cell('last'))}</table:table>`,
+    )
+    expect(readOds(ods)).toEqual({
+      header: ['a', 'b'],
+      rows: [
+        { row: 2, cells: ['x', 7, 7] },
+        { row: 3, cells: ['x', 7, 7] },
+        { row: 4, cells: ['x', 7, 7] },
+        { row: 7, cells: ['last'] },
+      ],
+    })
+  })
+
+  it('makes the rest of a repeated header row data rows', () => {
+    const ods = odsWith(
+      `<table:table><table:table-row table:number-rows-repeated="2">${cell('h')}</table:table-row></table:table>`,
+    )
+    expect(readOds(ods)).toEqual({ header: ['h'], rows: [{ row: 2, cells: ['h'] }] })
+  })
+
+  it('expands text:s with and without c, text:tab and text:line-break, and joins paragraphs with newlines', () => {
+    const ods = odsWith(
+      `<table:table>${row(cell('h'))}${row(
+        '<table:table-cell office:value-type="string">' +
+          '<text:p><text:s text:c="3"/>a<text:s/> b<text:tab/>c<text:line-break/>d</text:p>' +
+          '<text:p/><text:p><text:span>e</text:span> <text:a>f</text:a></text:p>' +
+          '</table:table-cell>',
+      )}</table:table>`,
+    )
+    expect(readOds(ods).rows[0]?.cells).toEqual(['   a  b\tc\nd\n\ne f'])
+  })
+
+  it('collapses white space in the XML text itself, as ODF readers do', () => {
+    const ods = odsWith(
+      `<table:table>${row(cell('h'))}${row(cell('\r\n   a \t  b\r  c'))}</table:table>`,
+    )
+    expect(readOds(ods).rows[0]?.cells).toEqual(['a b c'])
+  })
+
+  it('reads float, percentage, currency and boolean values, and string-value over the text', () => {
+    const typed = (attrs: string, text: string) =>
+      `<table:table-cell ${attrs}><text:p>${text}</text:p></table:table-cell>`
+    const ods = odsWith(
+      `<table:table>${row(cell('h'))}${row(
+        typed('office:value-type="float" office:value="-1.5E3"', '-1,500'),
+        typed('office:value-type="percentage" office:value="0.25"', '25%'),
+        typed('office:value-type="currency" office:currency="USD" office:value="9.99"', '$9.99'),
+        typed('office:value-type="boolean" office:boolean-value="false"', 'FALSE'),
+        typed('office:value-type="string" office:string-value="formula result"', 'shown'),
+        typed('office:value-type="float" office:value="not a number"', 'n/a'),
+        typed('office:value-type="time" office:time-value="PT01H00M00S"', '01:00'),
+        typed('', 'untyped'),
+        '<table:covered-table-cell/>',
+        typed('office:value-type="string"', ''),
+        typed('office:value-type="float" office:value="0"', '0'),
+      )}</table:table>`,
+    )
+    expect(readOds(ods).rows[0]?.cells).toEqual([
+      -1500,
+      0.25,
+      9.99,
+      false,
+      'formula result',
+      'n/a',
+      '01:00',
+      'untyped',
+      null,
+      null,
+      0,
+    ])
+  })
+
+  it('reads only the first table, ignoring tables nested in cells', () => {
+    const ods = odsWith(
+      `<table:table>${row(cell('h'))}${row(
+        `<table:table-cell office:value-type="string"><text:p>outer</text:p><table:table>${row(cell('inner'))}</table:table></table:table-cell>`,
+      )}</table:table><table:table>${row(cell('second sheet'))}${row(cell('x'))}</table:table>`,
+    )
+    expect(readOds(ods)).toEqual({ header: ['h'], rows: [{ row: 2, cells: ['outer'] }] })
+  })
+
+  it('finds rows inside header-row and row-group elements', () => {
+    const ods = odsWith(
+      `<table:table><table:table-header-rows>${row(cell('h'))}</table:table-header-rows>` +
+        `<table:table-row-group>${row(cell('a'))}</table:table-row-group></table:table>`,
+    )
+    expect(readOds(ods)).toEqual({ header: ['h'], rows: [{ row: 2, cells: ['a'] }] })
+  })
+
+  it('refuses a value repeated past the column limit, or a row repeated past the row limit', () => {
+    const limits = { ...DEFAULT_SHEET_LIMITS, maxContentBytes: 1 << 20 }
+    const wide = odsWith(
+      `<table:table>${row(cell('h'))}<table:table-row><table:table-cell table:number-columns-repeated="100000" office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row></table:table>`,
+    )
+    expect(formatError(() => readOds(wide, limits)).message).toMatch(/more than 1024 columns/)
+    const tall = odsWith(
+      `<table:table>${row(cell('h'))}<table:table-row table:number-rows-repeated="1000000000">${cell('x')}</table:table-row></table:table>`,
+    )
+    expect(formatError(() => readOds(tall, limits)).message).toMatch(/more than 100000 data rows/)
+  })
+})
+
+describe('ODS reader on bad files', () => {
+  it('rejects a file that is not a zip archive', () => {
+    expect(formatError(() => readOds(utf8('part_number,description\n'))).message).toMatch(
+      /^not a valid ODS file: the zip archive cannot be read/,
+    )
+  })
+
+  it('rejects a truncated zip archive', () => {
+    const ods = writeOds(['a'], [['b']])
+    expect(formatError(() => readOds(ods.subarray(0, ods.length - 30))).message).toMatch(
+      /not a valid ODS file/,
+    )
+  })
+
+  it('rejects a zip archive without content.xml, such as an .xlsx file', () => {
+    const xlsx = zipSync({ '[Content_Types].xml': strToU8('<Types/>') })
+    expect(formatError(() => readOds(xlsx)).message).toMatch(/has no content\.xml/)
+  })
+
+  it('rejects another OpenDocument type', () => {
+    const odt = zipSync({
+      mimetype: [strToU8('application/vnd.oasis.opendocument.text'), { level: 0 }],
+      'content.xml': strToU8('<x/>'),
+    })
+    expect(formatError(() => readOds(odt)).message).toMatch(
+      /document's type is application\/vnd\.oasis\.opendocument\.text/,
+    )
+  })
+
+  it('rejects content.xml that is not well-formed XML, with its position', () => {
+    const ods = odsWith(`<table:table>${row(cell('a'))}<table:table-row></table:table>`)
+    expect(formatError(() => readOds(ods)).message).toMatch(
+      /content\.xml is not well-formed XML \(content\.xml:1:\d+/,
+    )
+  })
+
+  it('rejects a document without a table', () => {
+    expect(formatError(() => readOds(odsWith(''))).message).toMatch(/holds no table/)
+  })
+
+  it('refuses to inflate a content.xml larger than the limit (a zip bomb)', () => {
+    // 16 MiB of spaces compress to about 16 KiB
+    const bomb = zipSync({
+      mimetype: [strToU8(ODS_MIME_TYPE), { level: 0 }],
+      'content.xml': [new Uint8Array(16 << 20).fill(0x20), { level: 1 }],
+    })
+    expect(bomb.length).toBeLessThan(1 << 17)
+    const err = formatError(() =>
+      readOds(bomb, { ...DEFAULT_SHEET_LIMITS, maxContentBytes: 1 << 20 }),
+    )
+    expect(err.message).toMatch(/content\.xml is 16777216 bytes uncompressed; at most 1048576/)
+  })
+})
+
+describe('ODS reader against a lying zip', () => {
+  it('inflates no more than the declared size of content.xml, so a lie fails as XML', () => {
+    // Given a real sheet whose zip headers claim content.xml is 200 bytes
+    const ods = Buffer.from(writeOds(['a'], [['x'.repeat(100_000)]]))
+    const name = Buffer.from('content.xml')
+    for (const [signature, sizeAt, nameAt] of [
+      [0x04034b50, 22, 30], // local file header
+      [0x02014b50, 24, 46], // central directory entry
+    ] as const) {
+      for (let i = 0; i < ods.length - 4; i++) {
+        if (
+          ods.readUInt32LE(i) === signature &&
+          ods.subarray(i + nameAt, i + nameAt + name.length).equals(name)
+        ) {
+          ods.writeUInt32LE(200, i + sizeAt)
+        }
+      }
+    }
+    // When it is read, the content is cut at the declared size and cannot parse
+    expect(formatError(() => readOds(ods)).message).toMatch(/not well-formed XML/)
+  })
+})
+
+describe('ODS writer', () => {
+  it('round-trips text, numbers, booleans and empty cells through the reader', () => {
+    const header = ['part_number', 'text', 'number', 'flag']
+    const rows: Cell[][] = TRICKY_TEXT.map((text, i) => [
+      `P-${i}`,
+      text,
+      [0, -1.5, 1e21, 0.1 + 0.2][i % 4] as number,
+      i % 3 === 0 ? null : i % 2 === 0,
+    ])
+    const sheet = readOds(writeOds(header, rows))
+    expect(sheet.header).toEqual(header)
+    expect(sheet.rows.map((r) => r.cells)).toEqual(
+      // trailing empty cells are not materialised
+      rows.map((cells) => (cells[3] === null ? cells.slice(0, 3) : cells)),
+    )
+  })
+
+  it('keeps carriage returns as character references, so CRLF text comes back as it was', () => {
+    const sheet = readOds(writeOds(['a'], [['one\r\ntwo\rthree\nfour']]))
+    expect(sheet.rows[0]?.cells).toEqual(['one\r\ntwo\rthree\nfour'])
+  })
+
+  it('replaces characters XML cannot carry instead of writing a broken file', () => {
+    const sheet = readOds(writeOds(['a'], [['bell\u0007 and lone \uD800 surrogate']]))
+    expect(sheet.rows[0]?.cells).toEqual(['bell\uFFFD and lone \uFFFD surrogate'])
+  })
+
+  it('writes spaces that ODF would collapse as text:s', () => {
+    const chunks: Uint8Array[] = []
+    const writer = new OdsWriter(1, (c) => chunks.push(c))
+    writer.row(['  a  b c '])
+    writer.end()
+    const content = new TextDecoder().decode(
+      unzipSync(Buffer.concat(chunks), { filter: (f) => f.name === 'content.xml' })['content.xml'],
+    )
+    expect(content).toContain(
+      '<text:p><text:s text:c="2"/>a<text:s text:c="2"/>b c<text:s/></text:p>',
+    )
+  })
+
+  it('starts the zip with an uncompressed mimetype entry, as ODF requires', () => {
+    const ods = writeOds(['a'], [])
+    const view = Buffer.from(ods)
+    expect(view.readUInt32LE(0)).toBe(0x04034b50) // local file header
+    expect(view.readUInt16LE(8)).toBe(0) // method: stored
+    expect(view.readUInt16LE(26)).toBe('mimetype'.length)
+    expect(view.readUInt16LE(28)).toBe(0) // no extra field
+    expect(view.toString('latin1', 30, 38)).toBe('mimetype')
+    expect(view.toString('latin1', 38, 38 + ODS_MIME_TYPE.length)).toBe(ODS_MIME_TYPE)
+  })
+
+  it('streams: zip chunks come out while rows are still being written', () => {
+    let produced = 0
+    const writer = new OdsWriter(3, (c) => (produced += c.length))
+    writer.row(['a', 'b', 'c'])
+    const before = produced
+    for (let i = 0; i < 5000; i++) writer.row([`P-${i}`, `row ${i} ${'x'.repeat(i % 50)}`, i])
+    expect(produced).toBeGreaterThan(before)
+    writer.end()
+  })
+})
+
+describe('columnLetter', () => {
+  it('names columns as spreadsheets do', () => {
+    expect([0, 1, 25, 26, 27, 51, 52, 701, 702].map(columnLetter)).toEqual([
+      'A',
+      'B',
+      'Z',
+      'AA',
+      'AB',
+      'AZ',
+      'BA',
+      'ZZ',
+      'AAA',
+    ])
+  })
+})
