@@ -9,6 +9,17 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
+    // The PostgreSQL run of the suite (SILO_TEST_DATABASE_URL) reports beside the PGlite one.
+    reporters: [
+      'default',
+      [
+        'json',
+        {
+          outputFile: process.env.SILO_TEST_DATABASE_URL
+            ? 'test-results-pg.json'
+            : 'test-results.json',
+        },
+      ],
+    ],
   },
 })

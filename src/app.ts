@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import type { Database } from './db/database.js'
-import { openPglite } from './db/pglite.js'
+import { openDatabase } from './db/openDatabase.js'
 import brokerPlugin from './plugins/broker.js'
 import databasePlugin from './plugins/database.js'
 import domainPlugin from './plugins/domain.js'
@@ -85,7 +85,9 @@ export async function buildApp(
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
   })
-  const db = options.db ?? (await openPglite(config.database.data_dir))
+  const db =
+    options.db ??
+    (await openDatabase(config.database, (err, context) => app.log.warn({ err }, context)))
   const storage = options.storage ?? openStorage(config.storage)
   try {
     await app.register(validationPlugin)

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { loadConfig } from './config.js'
 import { migrate } from './db/migrations.js'
-import { openPglite } from './db/pglite.js'
+import { openDatabase } from './db/openDatabase.js'
 import { ROLES, type Role, createToken, listTokens, revokeToken } from './domain/tokens.js'
 
 const USAGE = `usage:
@@ -10,8 +10,9 @@ const USAGE = `usage:
   silod token list [--config FILE]
   silod token revoke ID [--config FILE]
 
-Works on the configured database directly. An embedded (PGlite) database can be opened by one
-process at a time: while the server runs, use POST /api/admin/tokens instead.`
+Works on the configured database directly (database.url, or the embedded PGlite folder). An
+embedded database can be opened by one process at a time: while the server runs, use
+POST /api/admin/tokens instead.`
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -30,7 +31,9 @@ async function main(argv: string[]): Promise<number> {
     return values.help ? 0 : 2
   }
   const config = loadConfig({ file: values.config ?? process.env.SILO_CONFIG, env: process.env })
-  const db = await openPglite(config.database.data_dir)
+  const db = await openDatabase(config.database, (err, context) =>
+    process.stderr.write(`silod: ${context}: ${err.message}\n`),
+  )
   try {
     await migrate(db)
     if (action === 'create') {

@@ -42,6 +42,8 @@ export const ConfigSchema = Type.Object(
     database: Type.Object(
       {
         url: Type.String({ default: '', description: 'postgres:// URL; empty uses PGlite' }),
+        pool_size: Type.Integer({ minimum: 1, default: 10 }),
+        connect_timeout: Duration('5s', 'a connection attempt that takes longer fails'),
         data_dir: Type.String({ default: './data/db' }),
       },
       { additionalProperties: false, default: {} },
@@ -105,7 +107,7 @@ export type Config = {
     shutdown_timeout: number
     drain_delay: number
   }
-  database: RawConfig['database']
+  database: Omit<RawConfig['database'], 'connect_timeout'> & { connect_timeout: number }
   storage: Omit<RawConfig['storage'], 'health_interval' | 'timeout'> & {
     health_interval: number
     timeout: number
@@ -213,7 +215,7 @@ export function loadConfig(
       shutdown_timeout: parseDuration(raw.server.shutdown_timeout),
       drain_delay: parseDuration(raw.server.drain_delay),
     },
-    database: raw.database,
+    database: { ...raw.database, connect_timeout: parseDuration(raw.database.connect_timeout) },
     storage: {
       ...raw.storage,
       health_interval: parseDuration(raw.storage.health_interval),

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { api, startServer, type TestServer } from './support/server.js'
+import { testDatabaseServer } from './support/postgres.js'
+import { api, removeDataDir, startServer, type TestServer } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
 
 /** Read-only mode (DESIGN §4): writes answer 503 and change nothing; reads, probes, SSE go on. */
@@ -244,8 +245,16 @@ describe('starting read-only from config', () => {
     expect(write.headers.get('retry-after')).not.toBeNull()
     expect(await dbState(s)).toEqual(before)
 
-    // When an admin switches it off
-    await setReadOnly(s, false)
+    // When an admin turns the fleet switch off, this replica's own switch still holds
+    const off = await setReadOnly(s, false)
+    expect(off.body).toMatchObject({
+      mode: 'read-only',
+      read_only: true,
+      read_only_local: true,
+      read_only_fleet: false,
+    })
+    // Until the operator flips it on this process (what SIGUSR1 does)
+    s.app.serverState.modes.toggleReadOnly('SIGUSR1')
     // Then writes work and subscribers were told
     const again = await api(s, 'POST', '/api/items', {
       token: s.tokens.editor,
@@ -253,8 +262,64 @@ describe('starting read-only from config', () => {
     })
     expect(again.status).toBe(201)
     const change = await events.waitForEvent('server.state', (e) => e.data.mode === 'normal')
-    expect(change.data).toMatchObject({ previous: 'read-only' })
+    expect(change.data).toMatchObject({ previous: 'read-only', reason: 'SIGUSR1' })
   })
+})
+
+describe('read-only through the admin API applies to the fleet', () => {
+  it('is stored: a restart on the same data comes back read-only', async () => {
+    const first = await startServer({ keepData: true })
+    let second: TestServer | undefined
+    try {
+      const on = await setReadOnly(first, true)
+      expect(on.body).toMatchObject({ read_only_fleet: true, read_only_local: false })
+      await first.close()
+      second = await startServer({ dataDir: first.dataDir })
+      expect((await api(second, 'GET', '/health')).body.mode).toBe('read-only')
+      const greeting = new SseClient(second.url, { token: second.tokens.viewer })
+      clients.push(greeting)
+      expect((await greeting.waitForEvent('server.state')).data).toEqual({ mode: 'read-only' })
+      const mode = await api(second, 'GET', '/api/admin/mode', { token: second.tokens.admin })
+      expect(mode.body).toMatchObject({ read_only_fleet: true, read_only_local: false })
+      await setReadOnly(second, false)
+      expect((await api(second, 'GET', '/health')).body.mode).toBe('normal')
+    } finally {
+      await first.close()
+      await second?.close()
+      removeDataDir(first.dataDir)
+    }
+  })
+
+  it.skipIf(!testDatabaseServer())(
+    'reaches every replica on the same PostgreSQL database (runs with SILO_TEST_DATABASE_URL)',
+    async () => {
+      const a = await startServer({ keepData: true })
+      const b = await startServer({ dataDir: a.dataDir })
+      try {
+        const onB = new SseClient(b.url, { token: b.tokens.viewer })
+        clients.push(onB)
+        await onB.waitForEvent('server.state')
+        await setReadOnly(a, true)
+        const change = await onB.waitForEvent('server.state', (e) => e.data.mode === 'read-only')
+        expect(change.data.reason).toMatch(/fleet read-only on/)
+        const refused = await api(b, 'POST', '/api/items', {
+          token: b.tokens.editor,
+          body: { part_number: 'FLEET-1', item_type: 'part' },
+        })
+        expect(refused.status).toBe(503)
+        // A replica's own switch stays its own.
+        await setReadOnly(a, false)
+        await onB.waitForEvent('server.state', (e) => e.data.mode === 'normal')
+        a.app.serverState.modes.toggleReadOnly('SIGUSR1')
+        expect(a.app.serverState.modes.mode).toBe('read-only')
+        expect((await api(b, 'GET', '/health')).body.mode).toBe('normal')
+      } finally {
+        await b.close()
+        await a.close()
+        removeDataDir(a.dataDir)
+      }
+    },
+  )
 })
 
 describe('every write route carries requireWritable', () => {

@@ -9,6 +9,15 @@ export interface Database extends Queryable {
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>
   close(): Promise<void>
+  /**
+   * Calls `onNotify` for every NOTIFY on `channel` from any process, and `onReconnect` after
+   * notifications may have been missed. Absent where one process is all there is (PGlite).
+   */
+  listen?(
+    channel: string,
+    onNotify: () => void,
+    onReconnect: () => void,
+  ): Promise<() => Promise<void>>
 }
 
 /** Postgres error codes silo maps to client errors. */

@@ -79,6 +79,20 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       CREATE INDEX bom_lines_child ON bom_lines (child);
     `,
   },
+  {
+    version: 3,
+    name: 'fleet-wide settings',
+    sql: `
+      -- Settings every replica follows; read at start-up and on NOTIFY silo_settings.
+      CREATE TABLE fleet_settings (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        read_only boolean NOT NULL DEFAULT false,
+        changed_by text NOT NULL DEFAULT '',
+        changed_at timestamptz NOT NULL DEFAULT now()
+      );
+      INSERT INTO fleet_settings DEFAULT VALUES;
+    `,
+  },
 ]
 
 export async function migrate(db: Database): Promise<void> {

@@ -31,13 +31,21 @@ export interface EventSource {
 // become visible in the order they were taken, also across PostgreSQL connections.
 const EVENT_ORDER_LOCK = 5111
 
+/** The NOTIFY channel that tells every process new events have committed. */
+export const EVENTS_CHANNEL = 'silo_events'
+
 /**
  * Appends events inside the caller's transaction, so an event exists exactly when its change
  * commits. Returns the stored rows with their ids.
  */
 export async function appendEvents(tx: Queryable, events: NewEvent[]): Promise<StoredEvent[]> {
   if (events.length === 0) return []
-  await tx.query('SELECT pg_advisory_xact_lock($1)', [EVENT_ORDER_LOCK])
+  // NOTIFY is delivered at commit, waking every replica's broker to read the new rows.
+  await tx.query('SELECT pg_advisory_xact_lock($1), pg_notify($2, $3)', [
+    EVENT_ORDER_LOCK,
+    EVENTS_CHANNEL,
+    '',
+  ])
   const { rows } = await tx.query<StoredEvent>(
     `INSERT INTO events (type, part_number, data)
      SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])

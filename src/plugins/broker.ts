@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
 import { Broker } from '../events/broker.js'
-import { databaseEventSource, pruneEvents } from '../events/eventLog.js'
+import { EVENTS_CHANNEL, databaseEventSource, pruneEvents } from '../events/eventLog.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,6 +35,11 @@ export default fp<{ events: Config['events'] }>(
     }
     app.decorate('broker', broker)
     app.decorate('eventsCommitted', refresh)
+    // Other replicas' commits arrive as notifications; after a lost connection the broker
+    // catches up by reading, since notifications sent meanwhile are gone.
+    const unlisten = app.db.listen
+      ? await app.db.listen(EVENTS_CHANNEL, refresh, refresh)
+      : async () => {}
 
     const prune = async () => {
       try {
@@ -55,6 +60,7 @@ export default fp<{ events: Config['events'] }>(
 
     app.addHook('preClose', async () => {
       clearInterval(pruneTimer)
+      await unlisten()
       broker.close({ type: 'server.state', data: { mode: 'shutting-down' } })
     })
   },

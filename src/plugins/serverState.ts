@@ -4,6 +4,7 @@ import { ModeMachine } from '../state/modeMachine.js'
 import { StorageMonitor } from '../state/storageMonitor.js'
 import type { ObjectStorage } from '../storage/objectStorage.js'
 import { AppError } from '../domain/errors.js'
+import { SETTINGS_CHANNEL, readFleetSettings } from '../domain/fleetSettings.js'
 
 const SERVED_WHILE_DRAINING = new Set(['/health', '/ready', '/api/events'])
 
@@ -71,9 +72,31 @@ export default fp<{ storage: ObjectStorage; config: Config }>(
     app.addHook('onResponse', async (request) => {
       if (shuttingDown) request.raw.socket?.end()
     })
+    // The fleet's read-only switch lives in the database: read now, and again whenever a replica
+    // changes it (NOTIFY) or the notification connection was lost meanwhile.
+    const loadFleetSettings = async () => {
+      try {
+        const settings = await readFleetSettings(app.db)
+        modes.setFleetReadOnly(
+          settings.read_only,
+          `fleet read-only ${settings.read_only ? 'on' : 'off'} (set by ${settings.changed_by || 'default'})`,
+        )
+      } catch (err) {
+        app.log.error({ err }, 'reading the fleet settings failed; keeping the current mode')
+      }
+    }
+    await loadFleetSettings()
+    const unlisten = app.db.listen
+      ? await app.db.listen(
+          SETTINGS_CHANNEL,
+          () => void loadFleetSettings(),
+          () => void loadFleetSettings(),
+        )
+      : async () => {}
     await storageMonitor.start()
     app.addHook('preClose', async () => {
       state.beginShutdown()
+      await unlisten()
     })
     app.addHook('onClose', async () => {
       storageMonitor.stop()

@@ -1,10 +1,18 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { setFleetReadOnly } from '../domain/fleetSettings.js'
 import { createToken, listTokens, revokeToken } from '../domain/tokens.js'
 import { ErrorBody, Mode, Role, authErrors } from './schemas.js'
 
-const ModeBody = Type.Object({ mode: Mode, read_only: Type.Boolean(), storage: Type.String() })
+const ModeBody = Type.Object({
+  mode: Mode,
+  read_only: Type.Boolean(),
+  /** Which switch holds it: this replica's (config, SIGUSR1) and the fleet's (this API). */
+  read_only_local: Type.Boolean(),
+  read_only_fleet: Type.Boolean(),
+  storage: Type.String(),
+})
 
 const TokenInfo = Type.Object({
   id: Type.Integer(),
@@ -19,6 +27,8 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
   const modeBody = () => ({
     mode: app.serverState.modes.mode,
     read_only: app.serverState.modes.isReadOnly,
+    read_only_local: app.serverState.modes.readOnlySwitches.local,
+    read_only_fleet: app.serverState.modes.readOnlySwitches.fleet,
     storage: app.serverState.storageMonitor.isHealthy ? 'ok' : 'unavailable',
   })
 
@@ -39,9 +49,12 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
       },
     },
     async (request) => {
-      app.serverState.modes.setReadOnly(
+      // Fleet-wide: stored, so every replica (and this one after a restart) follows it.
+      const by = `admin API (token ${request.principal?.name ?? '?'})`
+      await setFleetReadOnly(app.db, request.body.read_only, by)
+      app.serverState.modes.setFleetReadOnly(
         request.body.read_only,
-        `admin API (token ${request.principal?.name ?? '?'})`,
+        `fleet read-only ${request.body.read_only ? 'on' : 'off'} (set by ${by})`,
       )
       return modeBody()
     },

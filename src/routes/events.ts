@@ -23,8 +23,7 @@ const eventRoutes: FastifyPluginAsync = async (app) => {
       const query = (request.query ?? {}) as Record<string, unknown>
       // A malformed header counts as absent, so it does not hide a valid ?last_event_id=.
       const lastEventId =
-        parseLastEventId(request.headers['last-event-id']) ??
-        parseLastEventId(query.last_event_id)
+        parseLastEventId(request.headers['last-event-id']) ?? parseLastEventId(query.last_event_id)
       const partNumber = typeof query.part_number === 'string' ? query.part_number : undefined
 
       reply.hijack()

@@ -1,7 +1,8 @@
 /**
- * The server mode, derived from two inputs: the operator's read-only switch and the storage
- * health. Read-only wins over degraded. All transitions are synchronous, so repeated signals
- * cannot race.
+ * The server mode, derived from three inputs: this process's read-only switch (config and
+ * SIGUSR1), the fleet's read-only switch (admin API, shared by every replica through the
+ * database) and the storage health. Either switch makes the server read-only, and read-only wins
+ * over degraded. All transitions are synchronous, so repeated signals cannot race.
  */
 export type Mode = 'normal' | 'read-only' | 'degraded'
 
@@ -12,13 +13,14 @@ export interface ModeChange {
 }
 
 export class ModeMachine {
-  private readOnly: boolean
+  private localReadOnly: boolean
+  private fleetReadOnly = false
   private storageHealthy = true
   private current: Mode
   private readonly listeners = new Set<(change: ModeChange) => void>()
 
   constructor(options: { readOnly: boolean }) {
-    this.readOnly = options.readOnly
+    this.localReadOnly = options.readOnly
     this.current = this.derive()
   }
 
@@ -27,7 +29,12 @@ export class ModeMachine {
   }
 
   get isReadOnly(): boolean {
-    return this.readOnly
+    return this.localReadOnly || this.fleetReadOnly
+  }
+
+  /** Which switches hold the server read-only. */
+  get readOnlySwitches(): { local: boolean; fleet: boolean } {
+    return { local: this.localReadOnly, fleet: this.fleetReadOnly }
   }
 
   get isStorageHealthy(): boolean {
@@ -39,13 +46,20 @@ export class ModeMachine {
     return () => this.listeners.delete(listener)
   }
 
+  /** This process's switch (config, SIGUSR1). */
   setReadOnly(readOnly: boolean, reason: string): ModeChange | null {
-    this.readOnly = readOnly
+    this.localReadOnly = readOnly
     return this.update(reason)
   }
 
   toggleReadOnly(reason: string): ModeChange | null {
-    return this.setReadOnly(!this.readOnly, reason)
+    return this.setReadOnly(!this.localReadOnly, reason)
+  }
+
+  /** The fleet's switch, as stored in the database. */
+  setFleetReadOnly(readOnly: boolean, reason: string): ModeChange | null {
+    this.fleetReadOnly = readOnly
+    return this.update(reason)
   }
 
   setStorageHealthy(healthy: boolean, reason: string): ModeChange | null {
@@ -54,7 +68,7 @@ export class ModeMachine {
   }
 
   private derive(): Mode {
-    if (this.readOnly) return 'read-only'
+    if (this.isReadOnly) return 'read-only'
     if (!this.storageHealthy) return 'degraded'
     return 'normal'
   }

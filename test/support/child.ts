@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { connect } from 'node:net'
+import { readFileSync } from 'node:fs'
+import { connect, createServer } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { databaseUrlFor } from './postgres.js'
 
 /**
  * The built server (`node dist/main.js`) and CLI as real child processes: tests talk to them
@@ -33,6 +35,7 @@ export function siloEnv(dataDir: string, extra: Record<string, string> = {}): No
     SILO_SERVER_HOST: '127.0.0.1',
     SILO_SERVER_PORT: '0',
     SILO_DATABASE_DATA_DIR: join(dataDir, 'db'),
+    SILO_DATABASE_URL: databaseUrlFor(dataDir) ?? '',
     SILO_STORAGE_PATH: join(dataDir, 'files'),
     SILO_LOG_LEVEL: 'info',
     ...extra,
@@ -220,4 +223,32 @@ export function probeTcp(port: number, host = '127.0.0.1'): Promise<string> {
       resolvePromise(err.code ?? err.message)
     })
   })
+}
+
+/**
+ * A free TCP port on 127.0.0.1 for a server the test starts itself (nginx, PostgreSQL), taken
+ * below the kernel's ephemeral range: a port from there could be handed to an outgoing
+ * connection while the server is stopped. Free when checked; the caller retries if it loses it.
+ */
+export async function freeLoopbackPort(): Promise<number> {
+  let high = 32768
+  try {
+    const low = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    )
+    if (Number.isInteger(low) && low > 12000) high = low
+  } catch {
+    // not Linux: keep the default
+  }
+  const low = high - 10000
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low))
+    const free = await new Promise<boolean>((resolvePromise) => {
+      const server = createServer()
+      server.once('error', () => resolvePromise(false))
+      server.listen(port, '127.0.0.1', () => server.close(() => resolvePromise(true)))
+    })
+    if (free) return port
+  }
+  throw new Error(`no free port in ${low}-${high - 1}`)
 }

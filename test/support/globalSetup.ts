@@ -5,10 +5,13 @@ import { join } from 'node:path'
 import type { TestProject } from 'vitest/node'
 import { migrate } from '../../src/db/migrations.js'
 import { openPglite } from '../../src/db/pglite.js'
+import { openPostgres } from '../../src/db/postgres.js'
+import { TEMPLATE_DATABASE, databaseUrl, psql, testDatabaseServer } from './postgres.js'
 
 /**
  * Builds dist/ once (process tests spawn the real entry point) and creates one migrated PGlite
- * folder that every test copies: creating a folder costs seconds, copying it milliseconds.
+ * folder that every test copies: creating a folder costs seconds, copying it milliseconds. With
+ * SILO_TEST_DATABASE_URL it also makes the PostgreSQL template every test database is cloned from.
  */
 export default async function setup(project: TestProject) {
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
@@ -18,6 +21,18 @@ export default async function setup(project: TestProject) {
   await migrate(db)
   await db.close()
   project.provide('templateDb', template)
+  if (testDatabaseServer()) {
+    psql(`DROP DATABASE IF EXISTS ${TEMPLATE_DATABASE} WITH (FORCE)`)
+    psql(`CREATE DATABASE ${TEMPLATE_DATABASE}`)
+    const pg = openPostgres({
+      url: databaseUrl(TEMPLATE_DATABASE),
+      poolSize: 1,
+      connectTimeoutMs: 5000,
+      onError: () => {},
+    })
+    await migrate(pg)
+    await pg.close()
+  }
   return () => rmSync(root, { recursive: true, force: true })
 }
 

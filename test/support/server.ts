@@ -7,6 +7,12 @@ import { inject } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
 import { createToken } from '../../src/domain/tokens.js'
+import {
+  createDatabaseFor,
+  databaseUrlFor,
+  dropDatabaseFor,
+  testDatabaseServer,
+} from './postgres.js'
 
 export interface TestServer {
   app: FastifyInstance
@@ -21,17 +27,27 @@ export interface TestServer {
   close(): Promise<void>
 }
 
-/** A fresh data folder holding a copy of the migrated template database. */
+/**
+ * A fresh data folder holding a copy of the migrated template database, or, where the tests run
+ * on PostgreSQL, naming a fresh database cloned from the template there.
+ */
 export function freshDataDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'silo-data-'))
-  cpSync(inject('templateDb'), join(dir, 'db'), { recursive: true })
+  if (testDatabaseServer()) createDatabaseFor(dir)
+  else cpSync(inject('templateDb'), join(dir, 'db'), { recursive: true })
   return dir
+}
+
+/** Removes a data folder made by freshDataDir, and its database. */
+export function removeDataDir(dir: string): void {
+  dropDatabaseFor(dir)
+  rmSync(dir, { recursive: true, force: true })
 }
 
 export function testConfig(dataDir: string, overrides: Record<string, unknown> = {}): Config {
   const base = {
     server: { port: 0, shutdown_timeout: '10s' },
-    database: { data_dir: join(dataDir, 'db') },
+    database: { data_dir: join(dataDir, 'db'), url: databaseUrlFor(dataDir) ?? '' },
     storage: { path: join(dataDir, 'files') },
     log: { level: 'info' },
   }
@@ -96,7 +112,7 @@ export async function startServer(
       if (closed) return
       closed = true
       await app.close()
-      if (!options.keepData && !options.dataDir) rmSync(dataDir, { recursive: true, force: true })
+      if (!options.keepData && !options.dataDir) removeDataDir(dataDir)
     },
   }
 }

@@ -9,7 +9,12 @@ describe('loadConfig', () => {
     const config = loadConfig()
     expect(config.server.host).toBe('127.0.0.1')
     expect(config.server.port).toBe(8080)
-    expect(config.database).toEqual({ url: '', data_dir: './data/db' })
+    expect(config.database).toEqual({
+      url: '',
+      data_dir: './data/db',
+      pool_size: 10,
+      connect_timeout: 5000,
+    })
     expect(config.storage.path).toBe('./data/files')
     expect(config.storage.minio).toBeUndefined()
     expect(config.storage.health_interval).toBe(30_000)

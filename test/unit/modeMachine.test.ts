@@ -42,4 +42,20 @@ describe('ModeMachine', () => {
     machine.setStorageHealthy(true, 'ping ok')
     expect(changes.map((c) => c.mode)).toEqual(['degraded', 'read-only', 'degraded', 'normal'])
   })
+
+  it('is read-only while either the local or the fleet switch is on', () => {
+    const machine = new ModeMachine({ readOnly: false })
+    const changes = recording(machine)
+    machine.setFleetReadOnly(true, 'fleet on')
+    machine.setReadOnly(true, 'SIGUSR1')
+    expect(machine.readOnlySwitches).toEqual({ local: true, fleet: true })
+    machine.setFleetReadOnly(false, 'fleet off')
+    expect(machine.mode).toBe('read-only')
+    machine.toggleReadOnly('SIGUSR1')
+    expect(machine.mode).toBe('normal')
+    expect(changes.map((c) => [c.mode, c.reason])).toEqual([
+      ['read-only', 'fleet on'],
+      ['normal', 'SIGUSR1'],
+    ])
+  })
 })
