@@ -689,3 +689,78 @@ describe('bad input (DESIGN §7)', () => {
     expect((await dbState(server)).events).toEqual({ count: 1, last: 1 })
   })
 })
+
+describe('listing 10,000 items', () => {
+  let server: Server
+  // Part numbers in an order unlike their insertion order, with mixed types and descriptions.
+  const seeded = Array.from({ length: 10_000 }, (_, i) => ({
+    part_number: `L-${String((i * 7919) % 10_000).padStart(5, '0')}`,
+    item_type: ITEM_TYPES[i % ITEM_TYPES.length] as ItemType,
+    description: i % 5 === 2 ? `Gear Wheel ${i}` : `spacer ${i}`,
+  }))
+
+  beforeAll(async () => {
+    server = await startServer()
+    // Seeded with one statement: this is about reading pages, not about writing items.
+    await server.app.db.query(
+      `INSERT INTO items (part_number, item_type, description)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[])`,
+      [
+        seeded.map((s) => s.part_number),
+        seeded.map((s) => s.item_type),
+        seeded.map((s) => s.description),
+      ],
+    )
+  })
+  afterAll(async () => {
+    await server.close()
+  })
+
+  async function pages(query: string, limit: number, between?: (page: number) => Promise<void>) {
+    const seen: string[] = []
+    let cursor: string | null = null
+    for (let page = 0; page < 1000; page++) {
+      const res = await api(
+        server,
+        'GET',
+        `/api/items?limit=${limit}${query}${cursor ? `&cursor=${cursor}` : ''}`,
+        { token: server.tokens.viewer },
+      )
+      expect(res.status).toBe(200)
+      seen.push(...res.body.items.map((i: { part_number: string }) => i.part_number))
+      cursor = res.body.next_cursor
+      if (!cursor) return seen
+      await between?.(page)
+    }
+    throw new Error('pagination did not end')
+  }
+
+  it('pages through all of them once, in part-number order', async () => {
+    const seen = await pages('', 1000)
+    expect(seen).toEqual(seeded.map((s) => s.part_number).sort())
+  })
+
+  it('filters by q (case-insensitive substring) and item_type across pages', async () => {
+    const expected = seeded
+      .filter((s) => s.item_type === 'drawing' && s.description.toLowerCase().includes('gear'))
+      .map((s) => s.part_number)
+      .sort()
+    expect(expected.length).toBeGreaterThan(100)
+    expect(await pages('&q=gEaR&item_type=drawing', 37)).toEqual(expected)
+  })
+
+  it('stays stable while items are created and deleted during paging', async () => {
+    const seen = await pages('&q=L-', 500, async (page) => {
+      if (page !== 3) return
+      // Behind the cursor (already passed) and ahead of it.
+      await createItem(server.app.domain, { part_number: 'L-00000a', item_type: 'part' })
+      await createItem(server.app.domain, { part_number: 'L-99999z', item_type: 'part' })
+      await api(server, 'DELETE', '/api/items/L-09999', { token: server.tokens.editor })
+    })
+    const expected = [...seeded.map((s) => s.part_number), 'L-99999z']
+      .filter((pn) => pn !== 'L-09999')
+      .sort()
+    expect(seen).toEqual(expected)
+    expect(new Set(seen).size).toBe(seen.length)
+  })
+})
