@@ -91,7 +91,8 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
   app.delete(
     '/api/admin/tokens/:id',
     {
-      config: { role: 'admin' },
+      // Revoking a leaked token is a security action: it must work in read-only too.
+      config: { role: 'admin', writes: false },
       schema: {
         params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
         response: { 204: Type.Null(), 404: ErrorBody, ...authErrors },
