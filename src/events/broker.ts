@@ -35,9 +35,37 @@ export interface BrokerOptions {
   onError?: (err: unknown, context: string) => void
 }
 
+/** Why a stream.reset was sent. */
+export type ResetReason =
+  /** The client's Last-Event-ID is older than the retained history. */
+  | 'last_event_id_pruned'
+  /** The client's Last-Event-ID is newer than the newest event (the database was replaced). */
+  | 'last_event_id_unknown'
+  /** The client read too slowly and retention pruned events it had not been sent yet. */
+  | 'fell_behind'
+
+/**
+ * Counts what the broker does (for metrics). Calls are synchronous and made at most once per
+ * log page or write batch, never per event per subscriber.
+ */
+export interface BrokerObserver {
+  /** Events taken in from the log, each once however many subscribers get it. */
+  published(count: number): void
+  /** Stored events written to one subscriber's socket in one batch. */
+  delivered(count: number): void
+  reset(reason: ResetReason): void
+  /** A subscriber that had stopped reading was cut off at shutdown (its socket destroyed). */
+  stalledDestroyed(): void
+}
+
 interface Subscriber {
   sink: Writable
   cursor: number
+  /**
+   * The Last-Event-ID the client asked for. A reset while the cursor still sits there is due to
+   * that id, not to the client's pace.
+   */
+  resumeFrom: number | undefined
   filter: SubscriptionFilter
   closed: boolean
   /** Set while the subscriber waits for new events; calling it wakes the subscriber. */
@@ -124,6 +152,7 @@ export class Broker {
   private refreshAgain = false
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closed = false
+  private observer: BrokerObserver | null = null
 
   constructor(private readonly options: BrokerOptions) {
     this.batchSize = options.batchSize ?? 512
@@ -144,6 +173,14 @@ export class Broker {
     let total = 0
     for (const sub of this.subscribers) total += sub.sink.writableLength
     return total
+  }
+
+  /** Reports counts to `observer` from now on (one observer; a later call replaces it). */
+  observe(observer: BrokerObserver): () => void {
+    this.observer = observer
+    return () => {
+      if (this.observer === observer) this.observer = null
+    }
   }
 
   async start(): Promise<void> {
@@ -183,6 +220,7 @@ export class Broker {
         )
         for (const event of page) this.window.append(toEntry(event))
         if (page.length > 0) {
+          this.observer?.published(page.length)
           this.latest = (page[page.length - 1] as StoredEvent).id
           this.wakeAll()
         }
@@ -215,6 +253,7 @@ export class Broker {
     const sub: Subscriber = {
       sink,
       cursor: this.latest,
+      resumeFrom: undefined,
       filter: options.filter ?? {},
       closed: false,
       wake: null,
@@ -233,8 +272,8 @@ export class Broker {
       if (requested !== undefined) {
         // An id this process has not seen yet may have been committed elsewhere; look first.
         if (requested > this.latest) await this.refreshQuietly()
-        if (requested > this.latest) this.writeReset(sub, requested)
-        else sub.cursor = requested
+        if (requested > this.latest) this.writeReset(sub, requested, 'last_event_id_unknown')
+        else sub.cursor = sub.resumeFrom = requested
       }
       await this.pump(sub)
     } finally {
@@ -271,7 +310,8 @@ export class Broker {
       }
       if (sub.closed || this.closed) break
       if (batch === 'reset') {
-        this.writeReset(sub, sub.cursor)
+        const resumed = sub.cursor === sub.resumeFrom
+        this.writeReset(sub, sub.cursor, resumed ? 'last_event_id_pruned' : 'fell_behind')
         continue
       }
       if (!this.writeBatch(sub, batch)) await this.drained(sub)
@@ -297,15 +337,23 @@ export class Broker {
       return true
     }
     let ok = true
+    let written = 0
     const { sink, filter } = sub
     if (batch.length > 1) sink.cork()
-    for (const entry of batch) if (matches(entry, filter)) ok = sink.write(entry.bytes)
+    for (const entry of batch) {
+      if (matches(entry, filter)) {
+        ok = sink.write(entry.bytes)
+        written++
+      }
+    }
     if (batch.length > 1) sink.uncork()
     sub.cursor = last.id
+    if (written > 0) this.observer?.delivered(written)
     return ok && !sink.writableNeedDrain
   }
 
-  private writeReset(sub: Subscriber, lastEventId: number): void {
+  private writeReset(sub: Subscriber, lastEventId: number, reason: ResetReason): void {
+    this.observer?.reset(reason)
     sub.sink.write(
       encodeEvent({
         type: 'stream.reset',
@@ -367,10 +415,15 @@ export class Broker {
     const bytes = final ? encodeEvent(final) : null
     for (const sub of this.subscribers) {
       sub.closed = true
-      if (bytes) sub.sink.write(bytes)
-      sub.sink.end()
-      // A client that stopped reading would hold shutdown up until the grace period ends.
-      if (sub.sink.writableNeedDrain) sub.sink.destroy()
+      // A client that stopped reading would hold shutdown up until the grace period ends. Asked
+      // before end(): an ending stream never reports that it needs a drain.
+      if (sub.sink.writableNeedDrain) {
+        sub.sink.destroy()
+        this.observer?.stalledDestroyed()
+      } else {
+        if (bytes) sub.sink.write(bytes)
+        sub.sink.end()
+      }
       sub.wake?.()
     }
   }

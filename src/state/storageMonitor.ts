@@ -11,12 +11,19 @@ export interface StorageMonitorOptions {
   onHealthChange: (healthy: boolean, reason: string) => void
 }
 
+/** One settled ping: how long it took (a timed-out ping counts its timeout) and whether it passed. */
+export interface PingResult {
+  ok: boolean
+  durationMs: number
+}
+
 export class StorageMonitor {
   private failures = 0
   private healthy = true
   private timer: NodeJS.Timeout | null = null
   private stopped = false
   private inFlight: Promise<void> | null = null
+  private readonly pingListeners = new Set<(result: PingResult) => void>()
 
   constructor(private readonly options: StorageMonitorOptions) {}
 
@@ -26,6 +33,12 @@ export class StorageMonitor {
 
   get consecutiveFailures(): number {
     return this.failures
+  }
+
+  /** Calls `listener` after every ping (for metrics); returns a function that removes it. */
+  onPing(listener: (result: PingResult) => void): () => void {
+    this.pingListeners.add(listener)
+    return () => this.pingListeners.delete(listener)
   }
 
   /** Runs the first ping (awaited, so start-up knows the storage state) and schedules the rest. */
@@ -66,8 +79,11 @@ export class StorageMonitor {
         reject(err)
       }, this.options.timeoutMs)
     })
+    const started = performance.now()
+    let ok = false
     try {
       await Promise.race([this.options.ping(controller.signal), timeout])
+      ok = true
       this.failures = 0
       if (!this.healthy) {
         this.healthy = true
@@ -84,6 +100,8 @@ export class StorageMonitor {
       }
     } finally {
       clearTimeout(timer)
+      const result: PingResult = { ok, durationMs: performance.now() - started }
+      for (const listener of this.pingListeners) listener(result)
     }
   }
 }

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Broker } from '../../src/events/broker.js'
+import { Broker, type BrokerObserver, type ResetReason } from '../../src/events/broker.js'
 import type { EventSource, StoredEvent } from '../../src/events/eventLog.js'
 
 /** The event log as an array, with reads counted. */
@@ -88,6 +88,28 @@ async function brokerOn(log: MemoryLog, windowSize = 64): Promise<Broker> {
 afterEach(() => {
   for (const b of brokers.splice(0)) b.close()
 })
+
+/** Sums what a broker reports, the way the metrics do. */
+class CountingObserver implements BrokerObserver {
+  publishedCount = 0
+  deliveredCount = 0
+  deliveredCalls = 0
+  resets: ResetReason[] = []
+  destroyed = 0
+  published(count: number): void {
+    this.publishedCount += count
+  }
+  delivered(count: number): void {
+    this.deliveredCount += count
+    this.deliveredCalls++
+  }
+  reset(reason: ResetReason): void {
+    this.resets.push(reason)
+  }
+  stalledDestroyed(): void {
+    this.destroyed++
+  }
+}
 
 describe('Broker', () => {
   it('writes retry, then the greeting, then live events', async () => {
@@ -197,5 +219,88 @@ describe('Broker', () => {
     expect(broker.latestId).toBe(3)
     // One read for the events, one re-read for the callers that arrived meanwhile.
     expect(log.reads - before).toBeLessThanOrEqual(2)
+  })
+})
+
+describe('Broker observer', () => {
+  it('reports each event published once and delivered once per subscriber that gets it, per batch', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    const counts = new CountingObserver()
+    broker.observe(counts)
+    const all = [new RecordingSink(), new RecordingSink()]
+    const filtered = new RecordingSink()
+    for (const sink of all) void broker.subscribe(sink)
+    void broker.subscribe(filtered, { filter: { partNumber: 'P-2' } })
+    log.append(40)
+    await broker.refresh()
+    await Promise.all(all.map((s) => s.until(() => s.ids().length === 40)))
+    await filtered.until(() => filtered.ids().length === 1)
+    expect(counts.publishedCount).toBe(40)
+    expect(counts.deliveredCount).toBe(40 + 40 + 1)
+    // Batches of 16: three writes for each full stream, one for the filtered one.
+    expect(counts.deliveredCalls).toBeLessThanOrEqual(3 + 3 + 1)
+  })
+
+  it('reports why it sent each stream.reset', async () => {
+    const log = new MemoryLog()
+    log.append(50)
+    log.prune(40)
+    const broker = await brokerOn(log, 16)
+    const counts = new CountingObserver()
+    broker.observe(counts)
+
+    const pruned = new RecordingSink()
+    void broker.subscribe(pruned, { lastEventId: 5 })
+    await pruned.until(() => pruned.text().includes('stream.reset'))
+    const unknown = new RecordingSink()
+    void broker.subscribe(unknown, { lastEventId: 999 })
+    await unknown.until(() => unknown.text().includes('stream.reset'))
+    expect(counts.resets).toEqual(['last_event_id_pruned', 'last_event_id_unknown'])
+
+    // A live subscriber that stops reading while retention moves past what it was sent.
+    const slow = new RecordingSink(true)
+    void broker.subscribe(slow)
+    log.append(500)
+    await broker.refresh()
+    await slow.until(() => slow.chunks.length > 0)
+    log.prune(400)
+    broker.notePruned(400)
+    slow.release()
+    await slow.until(() => slow.text().includes('stream.reset'))
+    expect(counts.resets).toEqual(['last_event_id_pruned', 'last_event_id_unknown', 'fell_behind'])
+  })
+
+  it('reports a stalled subscriber it cuts off at close', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log, 16)
+    const counts = new CountingObserver()
+    broker.observe(counts)
+    const stalled = new RecordingSink(true)
+    const reading = new RecordingSink()
+    void broker.subscribe(stalled, { lastEventId: 0 })
+    void broker.subscribe(reading, { lastEventId: 0 })
+    log.append(200)
+    await broker.refresh()
+    await reading.until(() => reading.ids().length === 200)
+    await stalled.until(() => stalled.writableNeedDrain)
+    broker.close()
+    expect(stalled.destroyed).toBe(true)
+    expect(reading.destroyed).toBe(false)
+    expect(counts.destroyed).toBe(1)
+  })
+
+  it('reports nothing once the observer is detached', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    const counts = new CountingObserver()
+    const detach = broker.observe(counts)
+    detach()
+    const sink = new RecordingSink()
+    void broker.subscribe(sink)
+    log.append(3)
+    await broker.refresh()
+    await sink.until(() => sink.ids().length === 3)
+    expect([counts.publishedCount, counts.deliveredCount]).toEqual([0, 0])
   })
 })

@@ -81,4 +81,25 @@ describe('StorageMonitor', () => {
     await Promise.all([monitor.check(), monitor.check(), vi.advanceTimersByTimeAsync(150)])
     expect(overlapped).toBe(false)
   })
+
+  it('reports every ping with its duration and outcome, timeouts as failures', async () => {
+    let mode: 'ok' | 'fail' | 'hang' = 'ok'
+    const { monitor } = monitorWith(async () => {
+      if (mode === 'fail') throw new Error('refused')
+      if (mode === 'hang') await new Promise(() => {})
+      await new Promise((r) => setTimeout(r, 50))
+    })
+    const results: { ok: boolean; durationMs: number }[] = []
+    monitor.onPing((result) => results.push(result))
+    await Promise.all([monitor.check(), vi.advanceTimersByTimeAsync(50)])
+    mode = 'fail'
+    await monitor.check()
+    mode = 'hang'
+    await Promise.all([monitor.check(), vi.advanceTimersByTimeAsync(200)])
+    expect(results).toEqual([
+      { ok: true, durationMs: 50 },
+      { ok: false, durationMs: 0 },
+      { ok: false, durationMs: 200 },
+    ])
+  })
 })
