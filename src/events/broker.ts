@@ -134,6 +134,9 @@ function matches(entry: Entry, filter: SubscriptionFilter): boolean {
   return true
 }
 
+/** Log pages kept for subscribers behind the window (each at most `batchSize` events). */
+const PAGE_CACHE_SIZE = 8
+
 /**
  * Fans the event log out to SSE subscribers. Every subscriber pulls from the log at its own
  * pace by cursor: live events come from an in-memory window shared by all, a subscriber that
@@ -153,6 +156,9 @@ export class Broker {
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closed = false
   private observer: BrokerObserver | null = null
+  // Pages read from the log by cursor, shared: after a burst larger than the window, every
+  // subscriber walks the same pages, and each should be read and encoded once, not per client.
+  private readonly pages = new Map<number, Promise<Entry[] | 'reset'>>()
 
   constructor(private readonly options: BrokerOptions) {
     this.batchSize = options.batchSize ?? 512
@@ -321,6 +327,25 @@ export class Broker {
   private async entriesAfter(cursor: number): Promise<Entry[] | 'reset'> {
     if (cursor < this.prunedThrough) return 'reset'
     if (this.window.covers(cursor)) return this.window.after(cursor, this.batchSize)
+    let page = this.pages.get(cursor)
+    if (!page) {
+      page = this.readPage(cursor)
+      this.pages.set(cursor, page)
+      if (this.pages.size > PAGE_CACHE_SIZE) {
+        this.pages.delete(this.pages.keys().next().value as number)
+      }
+      // Only non-empty pages stay: an empty one means "caught up", which is true only once.
+      page.then(
+        (entries) => {
+          if (entries === 'reset' || entries.length === 0) this.pages.delete(cursor)
+        },
+        () => this.pages.delete(cursor),
+      )
+    }
+    return page
+  }
+
+  private async readPage(cursor: number): Promise<Entry[] | 'reset'> {
     const page = await this.options.source.readAfter(cursor, this.latest, this.batchSize)
     // Retention may have run while we read; the watermark tells whether rows went missing.
     const bounds = await this.options.source.bounds()
