@@ -116,7 +116,7 @@ export async function buildApp(
         parts: 17,
       },
     })
-    await app.register(authPlugin)
+    await app.register(authPlugin, { streamRetryMs: config.events.retry })
     await app.register(requireWritablePlugin)
     await app.register(healthRoutes)
     await app.register(itemRoutes)

@@ -244,8 +244,10 @@ describe('SIGUSR1 toggles read-only', () => {
     await sse.waitForEvent('item.created', (e) => e.data.part_number === 'USR1-1')
     expect((await api({ url }, 'GET', '/health')).body).toEqual({ status: 'ok', mode: 'normal' })
 
-    // Exactly two transitions, one log line each.
+    // Exactly two transitions, one log line each. The stream can beat stdout to the test, so the
+    // second line is awaited before counting.
     expect(sse.events.filter((e) => e.type === 'server.state')).toHaveLength(3)
+    await child.waitForLog(/server mode read-only -> normal/)
     expect(child.logs.filter((l) => /^server mode /.test(String(l.msg)))).toHaveLength(2)
 
     await expectNoInspector(child)

@@ -29,3 +29,25 @@ export function pgErrorCode(err: unknown): string | undefined {
     ? String((err as { code: unknown }).code)
     : undefined
 }
+
+// Codes meaning the database is not there (connection refused, reset, timed out, the server
+// shutting down or starting up), as opposed to a query it refused.
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+])
+
+/** True when `err` says the database could not be reached, not that a query was wrong. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const code = pgErrorCode(err)
+  if (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true
+  const message = err instanceof Error ? err.message : ''
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
+    message,
+  )
+}

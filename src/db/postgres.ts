@@ -51,6 +51,12 @@ export function openPostgres(options: PostgresOptions): Database {
     async transaction(fn) {
       const client = await pool.connect()
       let broken: Error | undefined
+      // The pool stops listening to a client it has lent out: a server that goes away
+      // mid-transaction would make this 'error' an uncaught exception and end the process.
+      const onError = (err: Error) => {
+        broken ??= err
+      }
+      client.on('error', onError)
       try {
         await client.query('BEGIN')
         const result = await fn(asQueryable(client))
@@ -65,6 +71,7 @@ export function openPostgres(options: PostgresOptions): Database {
         }
         throw err
       } finally {
+        client.off('error', onError)
         client.release(broken)
       }
     },

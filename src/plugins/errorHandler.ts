@@ -1,5 +1,6 @@
 import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
+import { isDatabaseUnavailable } from '../db/database.js'
 import { AppError } from '../domain/errors.js'
 
 const CODE_BY_STATUS: Record<number, string> = {
@@ -36,6 +37,13 @@ export default fp(
         return reply
           .code(status)
           .send({ error: code ?? CODE_BY_STATUS[status] ?? 'bad_request', message: err.message })
+      }
+      if (isDatabaseUnavailable(err)) {
+        request.log.warn({ err }, 'request failed: database unavailable')
+        return reply.code(503).header('Retry-After', '5').send({
+          error: 'database_unavailable',
+          message: 'the database is unavailable; retry later',
+        })
       }
       request.log.error({ err }, 'request failed')
       return reply.code(500).send({ error: 'internal', message: 'internal server error' })
