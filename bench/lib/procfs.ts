@@ -77,3 +77,14 @@ export function openFileLimit(): { soft: number; hard: number } {
   const parse = (v: string | undefined) => (v === 'unlimited' ? Infinity : Number(v))
   return { soft: parse(match?.[1]), hard: parse(match?.[2]) }
 }
+
+/** CPU time of the whole machine (all cores) from /proc/stat, in milliseconds. */
+export function machineCpuTimeMs(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? ''
+  // cpu user nice system idle iowait irq softirq steal ...
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number)
+  const total = ticks.reduce((a, b) => a + b, 0)
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0)
+  const toMs = 1000 / clockTicksPerSecond()
+  return { busy: (total - idle) * toMs, total: total * toMs }
+}

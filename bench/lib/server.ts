@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { INSPECTOR_URL } from './inspector.js'
 
 /** The repository root (bench/lib/ is two levels below it). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -16,6 +17,13 @@ const TOKEN = /^\s+(silo_\S+)\s*$/
 export interface StartOptions {
   /** Extra SILO_* settings on top of the benchmark defaults. */
   env?: Record<string, string>
+  /** Options for node itself, before dist/main.js (e.g. --cpu-prof). */
+  nodeArgs?: string[]
+  /**
+   * Start node's inspector on a free loopback port (see inspector.ts); its URL is in
+   * `inspectorUrl` once started.
+   */
+  inspect?: boolean
   /** How long start-up may take before the run gives up. */
   startTimeoutMs?: number
 }
@@ -39,6 +47,8 @@ export class SiloServer {
   url = ''
   adminToken = ''
   mode = ''
+  inspectorUrl = ''
+  private readonly inspect: boolean
   private readonly proc: ChildProcess
   private readonly output: string[] = []
   private stderr = ''
@@ -49,6 +59,7 @@ export class SiloServer {
   private onLine: (() => void) | null = null
 
   private constructor(options: StartOptions) {
+    this.inspect = options.inspect ?? false
     this.dataDir = mkdtempSync(join(tmpdir(), 'silo-bench-'))
     const env: NodeJS.ProcessEnv = {}
     // Nothing from the caller's environment may change how silo or node behaves.
@@ -64,13 +75,25 @@ export class SiloServer {
       SILO_LOG_LEVEL: 'warn',
       ...options.env,
     })
-    this.proc = spawn(process.execPath, [MAIN_JS], { cwd: ROOT, env, stdio: 'pipe' })
+    this.proc = spawn(
+      process.execPath,
+      [...(this.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(options.nodeArgs ?? []), MAIN_JS],
+      {
+        cwd: ROOT,
+        env,
+        stdio: 'pipe',
+      },
+    )
     if (this.proc.pid === undefined) throw new Error(`could not spawn node ${MAIN_JS}`)
     this.pid = this.proc.pid
     this.proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.onStdout(chunk))
     this.proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       // Keep the tail only: a long run at warn level should print little, but never grow.
       this.stderr = (this.stderr + chunk).slice(-20_000)
+      if (this.inspect && !this.inspectorUrl) {
+        this.inspectorUrl = INSPECTOR_URL.exec(this.stderr)?.[1] ?? ''
+        if (this.inspectorUrl) this.onLine?.()
+      }
     })
     this.exited = new Promise((done) => {
       this.proc.once('exit', (code, signal) => {
@@ -125,7 +148,7 @@ export class SiloServer {
         reject(new Error(`silo did not start within ${timeoutMs} ms\n${this.printed}`))
       }, timeoutMs)
       this.onLine = () => {
-        if (this.url && this.adminToken) {
+        if (this.url && this.adminToken && (this.inspectorUrl || !this.inspect)) {
           clearTimeout(timer)
           this.onLine = null
           resolvePromise()
