@@ -272,8 +272,13 @@ describe.skipIf(!binaries.available)(
         'a delete while down': await answerOf(api(a, 'DELETE', '/api/items/BEFORE-1', { token })),
       }
       expect(a.child.exit, `silo exited during the outage:\n${lastLines(a.child)}`).toBeNull()
+      // The write in flight may still have committed: fast shutdown ends the lock holder and
+      // the waiter at nearly the same moment. Either it happened in full or not at all.
+      const inFlight = attempts['the write in flight']
+      const cutCommitted = !(inFlight instanceof Error) && inFlight.status === 201
       for (const [what, res] of Object.entries(attempts)) {
         if (res instanceof Error) throw new Error(`${what}: no answer (${res.message})`)
+        if (what === 'the write in flight' && cutCommitted) continue
         expect(res.status, what).toBe(503)
         expect(res.body, what).toEqual({
           error: 'database_unavailable',
@@ -295,7 +300,7 @@ describe.skipIf(!binaries.available)(
       await readyWith(a, 200)
 
       // Then none of the refused writes happened, not even in part ...
-      for (const partNumber of ['CUT-1', 'DOWN-1']) {
+      for (const partNumber of cutCommitted ? ['DOWN-1'] : ['CUT-1', 'DOWN-1']) {
         expect((await api(a, 'GET', `/api/items/${partNumber}`, { token })).status).toBe(404)
       }
       const before0 = await api(a, 'GET', '/api/items/BEFORE-0', { token })
@@ -304,19 +309,17 @@ describe.skipIf(!binaries.available)(
       const items = (await cluster.psql('SELECT part_number FROM items ORDER BY 1', 'writes'))
         .split('\n')
         .filter(Boolean)
-      expect(items).toEqual(['BEFORE-0', 'BEFORE-1', 'BEFORE-2'])
+      const committed = ['BEFORE-0', 'BEFORE-1', 'BEFORE-2', ...(cutCommitted ? ['CUT-1'] : [])]
+      expect(items).toEqual(committed)
 
       // ... the log holds exactly the events of what exists, and the client that stayed
       // connected has exactly those, then what comes next
       expect((await createItem(a, token, 'AFTER-1')).status).toBe(201)
       await stayer.waitForEvent('item.created', (e) => e.data.part_number === 'AFTER-1')
       const rows = await eventRows('writes')
-      expect(rows.map((r) => [r.type, r.part_number])).toEqual([
-        ['item.created', 'BEFORE-0'],
-        ['item.created', 'BEFORE-1'],
-        ['item.created', 'BEFORE-2'],
-        ['item.created', 'AFTER-1'],
-      ])
+      expect(rows.map((r) => [r.type, r.part_number])).toEqual(
+        [...committed, 'AFTER-1'].map((pn) => ['item.created', pn]),
+      )
       expect(received(stayer)).toEqual(rows)
       expect(stayer.closed).toBe(false)
     })
