@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { Queryable } from '../db/database.js'
+import type { Database, Queryable } from '../db/database.js'
 import { notFound } from './errors.js'
 
 export const ROLES = ['viewer', 'editor', 'admin'] as const
@@ -88,13 +88,21 @@ export async function authenticate(db: Queryable, token: string): Promise<Princi
   return row ? { tokenId: Number(row.id), name: row.name, role: row.role } : null
 }
 
+// Advisory lock keys in use: 5110 migrations, 5111 event order, 5112 pruning, 5113 BOM edits.
+const BOOTSTRAP_LOCK = 5114
+
 /**
  * On a database with no tokens at all, creates the first admin token so a fresh install can be
  * used; returns its secret, or null when tokens exist already.
  */
-export async function ensureBootstrapAdmin(db: Queryable): Promise<string | null> {
-  const { rows } = await db.query('SELECT 1 FROM api_tokens LIMIT 1')
-  if (rows.length > 0) return null
-  const created = await createToken(db, { name: 'bootstrap-admin', role: 'admin' })
-  return created.token
+export async function ensureBootstrapAdmin(db: Database): Promise<string | null> {
+  // Replicas starting together on an empty PostgreSQL database would each make one; the lock
+  // lets the first decide.
+  return db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [BOOTSTRAP_LOCK])
+    const { rows } = await tx.query('SELECT 1 FROM api_tokens LIMIT 1')
+    if (rows.length > 0) return null
+    const created = await createToken(tx, { name: 'bootstrap-admin', role: 'admin' })
+    return created.token
+  })
 }
