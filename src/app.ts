@@ -95,6 +95,14 @@ export async function buildApp(
     // JSON is the only body type the API reads; text/plain would otherwise reach the schema
     // as a string and be refused with a confusing 400 instead of 415.
     app.removeContentTypeParser('text/plain')
+    // Many HTTP clients send `Content-Type: application/json` on every request, DELETE included;
+    // an empty body is then no body at all (a route that needs one still refuses it, by schema).
+    const parseJson = app.getDefaultJsonParser('error', 'error')
+    app.removeContentTypeParser('application/json')
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+      if (body === '') done(null, undefined)
+      else parseJson(request, body as string, done)
+    })
     await app.register(databasePlugin, { db })
     await app.register(brokerPlugin, { events: config.events })
     await app.register(serverStatePlugin, { storage, config })

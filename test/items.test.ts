@@ -764,3 +764,27 @@ describe('listing 10,000 items', () => {
     expect(new Set(seen).size).toBe(seen.length)
   })
 })
+
+describe('clients that always send Content-Type: application/json', () => {
+  it('may DELETE with the header and no body; a POST without a body is still refused', async () => {
+    const server = await startServer()
+    try {
+      await createItem(server.app.domain, { part_number: 'CT-1', item_type: 'part' })
+      const headers = { 'content-type': 'application/json' }
+      const deleted = await api(server, 'DELETE', '/api/items/CT-1', {
+        token: server.tokens.editor,
+        headers,
+      })
+      expect(deleted.status).toBe(204)
+      const empty = await api(server, 'POST', '/api/items', {
+        token: server.tokens.editor,
+        headers,
+        rawBody: '',
+      })
+      expect(empty.status).toBe(400)
+      expectErrorBody(empty.body)
+    } finally {
+      await server.close()
+    }
+  })
+})

@@ -1,13 +1,13 @@
 import type { Database, Queryable } from '../db/database.js'
-import { appendEvents, type NewEvent } from '../events/eventLog.js'
+import { appendEvents, type NewEvent, type StoredEvent } from '../events/eventLog.js'
 import type { ObjectStorage } from '../storage/objectStorage.js'
 
 /** What domain functions work with: the database, file storage and the event fan-out. */
 export interface DomainContext {
   db: Database
   storage: ObjectStorage
-  /** Called after a transaction that appended events has committed. */
-  eventsCommitted: () => void
+  /** Called with the stored events after the transaction that appended them has committed. */
+  eventsCommitted: (events: StoredEvent[]) => void
 }
 
 /**
@@ -18,14 +18,13 @@ export async function mutate<T>(
   ctx: DomainContext,
   fn: (tx: Queryable, emit: (event: NewEvent) => void) => Promise<T>,
 ): Promise<T> {
-  let emitted = 0
+  let stored: StoredEvent[] = []
   const result = await ctx.db.transaction(async (tx) => {
     const events: NewEvent[] = []
     const value = await fn(tx, (event) => events.push(event))
-    await appendEvents(tx, events)
-    emitted = events.length
+    stored = await appendEvents(tx, events)
     return value
   })
-  if (emitted > 0) ctx.eventsCommitted()
+  if (stored.length > 0) ctx.eventsCommitted(stored)
   return result
 }

@@ -215,6 +215,33 @@ export class Broker {
     return this.refreshing
   }
 
+  /**
+   * Takes events this process has just committed, as the insert returned them, without reading
+   * them back: when they directly follow the newest known id, nothing can be missing before them
+   * (ids become visible in id order). Anything else (a gap left by a rolled-back id, another
+   * process's events in between, a read in progress) goes through refresh().
+   */
+  publishCommitted(events: StoredEvent[]): Promise<void> {
+    const first = events[0]
+    if (this.refreshing || !first || first.id !== this.latest + 1) return this.refresh()
+    for (let i = 1; i < events.length; i++) {
+      if ((events[i] as StoredEvent).id !== (events[i - 1] as StoredEvent).id + 1) {
+        return this.refresh()
+      }
+    }
+    this.take(events)
+    return Promise.resolve()
+  }
+
+  private take(events: StoredEvent[]): void {
+    const fresh = events.filter((e) => e.id > this.latest)
+    if (fresh.length === 0) return
+    for (const event of fresh) this.window.append(toEntry(event))
+    this.observer?.published(fresh.length)
+    this.latest = (fresh[fresh.length - 1] as StoredEvent).id
+    this.wakeAll()
+  }
+
   private async readNew(): Promise<void> {
     do {
       this.refreshAgain = false
@@ -224,12 +251,7 @@ export class Broker {
           Number.MAX_SAFE_INTEGER,
           this.batchSize,
         )
-        for (const event of page) this.window.append(toEntry(event))
-        if (page.length > 0) {
-          this.observer?.published(page.length)
-          this.latest = (page[page.length - 1] as StoredEvent).id
-          this.wakeAll()
-        }
+        this.take(page)
         if (page.length < this.batchSize) break
       }
     } while (this.refreshAgain)

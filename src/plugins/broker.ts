@@ -1,13 +1,18 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
 import { Broker } from '../events/broker.js'
-import { EVENTS_CHANNEL, databaseEventSource, pruneEvents } from '../events/eventLog.js'
+import {
+  EVENTS_CHANNEL,
+  type StoredEvent,
+  databaseEventSource,
+  pruneEvents,
+} from '../events/eventLog.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     broker: Broker
-    /** Wakes the fan-out after a transaction that appended events has committed. */
-    eventsCommitted: () => void
+    /** Hands the fan-out the events of a transaction that has just committed. */
+    eventsCommitted: (events: StoredEvent[]) => void
     /** Applies event retention now (also runs at start-up and every `events.prune_interval`). */
     applyRetention: () => Promise<void>
   }
@@ -27,14 +32,17 @@ export default fp<{ events: Config['events'] }>(
       onError: (err, context) => app.log.error({ err }, `event broker: ${context}`),
     })
     await broker.start()
-    const refresh = () => {
-      broker.refresh().catch((err: unknown) => {
+    const retryOnFailure = (reading: Promise<void>) => {
+      reading.catch((err: unknown) => {
         app.log.error({ err }, 'event broker: reading new events failed; retrying')
         setTimeout(refresh, 1000).unref()
       })
     }
+    const refresh = () => retryOnFailure(broker.refresh())
     app.decorate('broker', broker)
-    app.decorate('eventsCommitted', refresh)
+    app.decorate('eventsCommitted', (events: StoredEvent[]) =>
+      retryOnFailure(broker.publishCommitted(events)),
+    )
     // Other replicas' commits arrive as notifications; after a lost connection the broker
     // catches up by reading, since notifications sent meanwhile are gone.
     const unlisten = app.db.listen

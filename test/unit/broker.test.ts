@@ -303,4 +303,26 @@ describe('Broker observer', () => {
     await sink.until(() => sink.ids().length === 3)
     expect([counts.publishedCount, counts.deliveredCount]).toEqual([0, 0])
   })
+
+  it('takes locally committed events without reading them back, and reads when ids skip', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    const sink = new RecordingSink()
+    void broker.subscribe(sink, {})
+    log.append(2)
+    const readsBefore = log.reads
+    await broker.publishCommitted(log.events.slice(0, 2))
+    await sink.until(() => sink.ids().length === 2)
+    expect(log.reads).toBe(readsBefore)
+    // Id 3 went to a rolled-back transaction: 4 does not follow 2, so the log is read instead.
+    log.append(2)
+    log.events = log.events.filter((e) => e.id !== 3)
+    await broker.publishCommitted(log.events.slice(-1))
+    await sink.until(() => sink.ids().length === 3)
+    expect(log.reads).toBeGreaterThan(readsBefore)
+    // Events already taken are not delivered twice when a read returns them again.
+    await broker.refresh()
+    await broker.publishCommitted(log.events.slice(0, 2))
+    expect(sink.ids()).toEqual([1, 2, 4])
+  })
 })
