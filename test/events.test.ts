@@ -314,3 +314,23 @@ describe('clients that vanish', () => {
     expect(staying.stored.map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6])
   })
 })
+
+describe('while shutting down', () => {
+  it('a new stream gets 200, retry and an end even once the database is closed', async () => {
+    const s = await startServer()
+    try {
+      s.app.serverState.beginShutdown()
+      // The database closes late in shutdown, while clients may still reconnect on a kept-alive
+      // connection; answering them must not need it (a 5xx would make EventSource give up).
+      await s.app.db.close()
+      const res = await fetch(`${s.url}/api/events`, {
+        headers: { authorization: `Bearer ${s.tokens.viewer}` },
+      })
+      expect(res.status).toBe(200)
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/)
+      expect(await res.text()).toMatch(/^retry: \d+\n\n$/)
+    } finally {
+      await s.close().catch(() => {})
+    }
+  })
+})

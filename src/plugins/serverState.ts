@@ -4,9 +4,10 @@ import { ModeMachine } from '../state/modeMachine.js'
 import { StorageMonitor } from '../state/storageMonitor.js'
 import type { ObjectStorage } from '../storage/objectStorage.js'
 import { AppError } from '../domain/errors.js'
+import { encodeRetry } from '../events/sseEncoding.js'
 import { SETTINGS_CHANNEL, readFleetSettings } from '../domain/fleetSettings.js'
 
-const SERVED_WHILE_DRAINING = new Set(['/health', '/ready', '/api/events'])
+const PROBES = new Set(['/health', '/ready'])
 
 export interface ServerState {
   modes: ModeMachine
@@ -61,8 +62,18 @@ export default fp<{ storage: ObjectStorage; config: Config }>(
     // While draining, only probes and the event stream (which answers with an immediate end so
     // clients reconnect elsewhere) are served.
     app.addHook('onRequest', async (request, reply) => {
-      if (!shuttingDown || SERVED_WHILE_DRAINING.has(request.routeOptions.url ?? '')) return
+      const route = request.routeOptions.url ?? ''
+      if (!shuttingDown || PROBES.has(route)) return
       reply.header('Connection', 'close')
+      if (route === '/api/events') {
+        // 200, `retry:` and an end, so the client reconnects elsewhere (EventSource gives up for
+        // good on a 5xx). Answered before auth: the database may already be closed.
+        return reply
+          .code(200)
+          .type('text/event-stream')
+          .header('Cache-Control', 'no-cache')
+          .send(encodeRetry(config.events.retry))
+      }
       throw new AppError(503, 'shutting_down', 'the server is shutting down; retry elsewhere', {
         'Retry-After': '1',
       })
