@@ -10,12 +10,13 @@ export interface Database extends Queryable {
   ping(): Promise<void>
   close(): Promise<void>
   /**
-   * Calls `onNotify` for every NOTIFY on `channel` from any process, and `onReconnect` after
-   * notifications may have been missed. Absent where one process is all there is (PGlite).
+   * Calls `onNotify` with the payload of every NOTIFY on `channel` from any process, and
+   * `onReconnect` after notifications may have been missed. Absent where one process is all
+   * there is (PGlite).
    */
   listen?(
     channel: string,
-    onNotify: () => void,
+    onNotify: (payload: string) => void,
     onReconnect: () => void,
   ): Promise<() => Promise<void>>
 }

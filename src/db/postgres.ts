@@ -94,7 +94,7 @@ export function openPostgres(options: PostgresOptions): Database {
 async function listenWithReconnect(
   options: PostgresOptions,
   channel: string,
-  onNotify: () => void,
+  onNotify: (payload: string) => void,
   onReconnect: () => void,
 ): Promise<() => Promise<void>> {
   let client: pg.Client | null = null
@@ -108,7 +108,7 @@ async function listenWithReconnect(
       connectionTimeoutMillis: options.connectTimeoutMs,
     })
     next.on('notification', (message) => {
-      if (message.channel === channel) onNotify()
+      if (message.channel === channel) onNotify(message.payload ?? '')
     })
     const lost = (err: Error) => {
       if (client !== next) return

@@ -40,27 +40,31 @@ export const EVENTS_CHANNEL = 'silo_events'
  */
 export async function appendEvents(tx: Queryable, events: NewEvent[]): Promise<StoredEvent[]> {
   if (events.length === 0) return []
-  // NOTIFY is delivered at commit, waking every replica's broker to read the new rows.
-  await tx.query('SELECT pg_advisory_xact_lock($1), pg_notify($2, $3)', [
-    EVENT_ORDER_LOCK,
-    EVENTS_CHANNEL,
-    '',
-  ])
+  await tx.query('SELECT pg_advisory_xact_lock($1)', [EVENT_ORDER_LOCK])
+  // NOTIFY is delivered at commit and wakes every replica's broker; it carries the newest id,
+  // so a broker that has the events already (the committing one) need not read them back.
+  // PostgreSQL sends identical notifications of one transaction once.
   const { rows } = await tx.query<StoredEvent>(
-    `INSERT INTO events (type, part_number, data)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
-     RETURNING id::float8 AS id, type, part_number, data`,
+    `WITH inserted AS (
+       INSERT INTO events (type, part_number, data)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+       RETURNING id, type, part_number, data
+     )
+     SELECT id::float8 AS id, type, part_number, data,
+            pg_notify($4, (SELECT max(id) FROM inserted)::text)
+     FROM inserted`,
     [
       events.map((e) => e.type),
       events.map((e) => e.part_number),
       events.map((e) => JSON.stringify(e.data)),
+      EVENTS_CHANNEL,
     ],
   )
   return rows.map(normalise).sort((a, b) => a.id - b.id)
 }
 
 function normalise(row: StoredEvent): StoredEvent {
-  return { ...row, id: Number(row.id) }
+  return { id: Number(row.id), type: row.type, part_number: row.part_number, data: row.data }
 }
 
 export function databaseEventSource(db: Queryable): EventSource {

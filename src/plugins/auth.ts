@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/database.js'
 import { AppError } from '../domain/errors.js'
-import { encodeRetry } from '../events/sseEncoding.js'
+import { reconnectLater } from './reconnectLater.js'
 import { authenticate, type Principal, type Role, roleAllows } from '../domain/tokens.js'
 
 /** The role a route needs; `none` marks the few public routes (probes). */
@@ -59,11 +59,7 @@ export default fp<{ streamRetryMs?: number }>(
         // EventSource gives up for good on a 5xx. While the database cannot check the token,
         // the stream answers 200 with `retry:` and ends, so the client comes back later.
         if (!request.routeOptions.config.queryToken || !isDatabaseUnavailable(err)) throw err
-        return reply
-          .code(200)
-          .type('text/event-stream')
-          .header('Cache-Control', 'no-cache')
-          .send(encodeRetry(streamRetryMs))
+        return reconnectLater(reply, streamRetryMs)
       }
       if (!principal) throw unauthorized('invalid token')
       if (!roleAllows(principal.role, role)) {

@@ -43,10 +43,17 @@ export default fp<{ events: Config['events'] }>(
     app.decorate('eventsCommitted', (events: StoredEvent[]) =>
       retryOnFailure(broker.publishCommitted(events)),
     )
-    // Other replicas' commits arrive as notifications; after a lost connection the broker
+    // Other replicas' commits arrive as notifications carrying their newest id; one this broker
+    // has already taken (its own commit) needs no read. After a lost connection the broker
     // catches up by reading, since notifications sent meanwhile are gone.
     const unlisten = app.db.listen
-      ? await app.db.listen(EVENTS_CHANNEL, refresh, refresh)
+      ? await app.db.listen(
+          EVENTS_CHANNEL,
+          (newest) => {
+            if (!(Number(newest) <= broker.latestId)) refresh()
+          },
+          refresh,
+        )
       : async () => {}
 
     const prune = async () => {

@@ -4,7 +4,7 @@ import { ModeMachine } from '../state/modeMachine.js'
 import { StorageMonitor } from '../state/storageMonitor.js'
 import type { ObjectStorage } from '../storage/objectStorage.js'
 import { AppError } from '../domain/errors.js'
-import { encodeRetry } from '../events/sseEncoding.js'
+import { reconnectLater } from './reconnectLater.js'
 import { SETTINGS_CHANNEL, readFleetSettings } from '../domain/fleetSettings.js'
 
 const PROBES = new Set(['/health', '/ready'])
@@ -68,11 +68,7 @@ export default fp<{ storage: ObjectStorage; config: Config }>(
       if (route === '/api/events') {
         // 200, `retry:` and an end, so the client reconnects elsewhere (EventSource gives up for
         // good on a 5xx). Answered before auth: the database may already be closed.
-        return reply
-          .code(200)
-          .type('text/event-stream')
-          .header('Cache-Control', 'no-cache')
-          .send(encodeRetry(config.events.retry))
+        return reconnectLater(reply, config.events.retry)
       }
       throw new AppError(503, 'shutting_down', 'the server is shutting down; retry elsewhere', {
         'Retry-After': '1',
