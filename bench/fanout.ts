@@ -8,11 +8,10 @@
  * (time until every client had every event, deliveries/s); SIGTERM with every client still
  * connected. Prints a summary and appends a section to docs/BENCHMARKS.md.
  */
-import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseArgs } from 'node:util'
 import { analyseDeliveries, distribution, type DeliveryReport } from './lib/deliveries.js'
+import { benchArgs, numberArg } from './lib/cli.js'
 import { checkOpenFileLimit } from './lib/fdLimit.js'
 import { withInspector } from './lib/inspector.js'
 import { ItemWriter, publishAtRate, publishBurst, type PublishTimes } from './lib/itemWriter.js'
@@ -51,36 +50,20 @@ const USAGE = `usage: npm run bench -- [options]
   --report FILE      where the section is appended (default docs/BENCHMARKS.md)
   --no-report        print the summary only`
 
-const { values: args } = parseArgs({
-  options: {
-    clients: { type: 'string', default: '1000' },
-    rate: { type: 'string', default: '50' },
-    events: { type: 'string', default: '500' },
-    burst: { type: 'string', default: '2000' },
-    writers: { type: 'string', default: '4' },
-    idle: { type: 'string', default: '10' },
-    'connect-concurrency': { type: 'string', default: '100' },
-    stall: { type: 'string', default: '15' },
-    'cpu-prof': { type: 'string' },
-    report: { type: 'string', default: join(ROOT, 'docs', 'BENCHMARKS.md') },
-    'no-report': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const args = benchArgs(USAGE, {
+  clients: { type: 'string', default: '1000' },
+  rate: { type: 'string', default: '50' },
+  events: { type: 'string', default: '500' },
+  burst: { type: 'string', default: '2000' },
+  writers: { type: 'string', default: '4' },
+  idle: { type: 'string', default: '10' },
+  'connect-concurrency': { type: 'string', default: '100' },
+  stall: { type: 'string', default: '15' },
+  'cpu-prof': { type: 'string' },
 })
 
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
-
-function positive(name: keyof typeof args, allowZero = false): number {
-  const value = Number(args[name])
-  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    process.stderr.write(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} number\n`)
-    process.exit(2)
-  }
-  return value
-}
+const positive = (name: string, allowZero = false) =>
+  numberArg(args, name, allowZero ? 'non-negative' : 'positive')
 
 const options = {
   clients: Math.floor(positive('clients')),

@@ -11,9 +11,7 @@
  * summary and appends a section to docs/BENCHMARKS.md.
  */
 import { loadavg } from 'node:os'
-import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { analyseDeliveries, type DeliveryReport } from './lib/deliveries.js'
 import { cpuTimeMs, peakResidentBytes, residentBytes } from './lib/procfs.js'
@@ -26,6 +24,7 @@ import {
   runContext,
   textTable,
 } from './lib/report.js'
+import { benchArgs, numberArg } from './lib/cli.js'
 import { ROOT, SiloServer } from './lib/server.js'
 import { readEvents, SseLoad, typeIndex, type EventType } from './lib/sseLoad.js'
 
@@ -37,31 +36,14 @@ const USAGE = `usage: npm run build --silent && npx tsx bench/importCsv.ts [opti
   --report FILE        where the section is appended (default docs/BENCHMARKS.md)
   --no-report          print the summary only`
 
-const { values: args } = parseArgs({
-  options: {
-    rows: { type: 'string', default: '10000' },
-    clients: { type: 'string', default: '1' },
-    'memory-window': { type: 'string' },
-    stall: { type: 'string', default: '30' },
-    report: { type: 'string', default: join(ROOT, 'docs', 'BENCHMARKS.md') },
-    'no-report': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const args = benchArgs(USAGE, {
+  rows: { type: 'string', default: '10000' },
+  clients: { type: 'string', default: '1' },
+  'memory-window': { type: 'string' },
+  stall: { type: 'string', default: '30' },
 })
 
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
-
-function positive(name: 'rows' | 'clients' | 'stall' | 'memory-window'): number {
-  const value = Number(args[name])
-  if (!Number.isInteger(value) || value <= 0) {
-    process.stderr.write(`--${name} must be a positive integer\n`)
-    process.exit(2)
-  }
-  return value
-}
+const positive = (name: string) => numberArg(args, name, 'integer')
 
 const rowCount = positive('rows')
 const clientCount = positive('clients')

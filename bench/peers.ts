@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { benchArgs, numberArg } from './lib/cli.js'
 import { checkOpenFileLimit } from './lib/fdLimit.js'
 import {
   appendSection,
@@ -56,37 +56,20 @@ const USAGE = `usage: npx tsx bench/peers.ts [options]   (npm run build first: s
   --report FILE      where the section is appended (default docs/BENCHMARKS.md)
   --no-report        print only`
 
-const { values: args } = parseArgs({
-  options: {
-    clients: { type: 'string', default: '1000' },
-    rate: { type: 'string', default: '50' },
-    events: { type: 'string', default: '500' },
-    burst: { type: 'string', default: '2000' },
-    writers: { type: 'string', default: '4' },
-    idle: { type: 'string', default: '10' },
-    servers: { type: 'string', default: SERVER_NAMES.join(',') },
-    'load-below': { type: 'string', default: '1.5' },
-    'load-wait': { type: 'string', default: '120' },
-    stall: { type: 'string', default: '15' },
-    report: { type: 'string', default: join(ROOT, 'docs', 'BENCHMARKS.md') },
-    'no-report': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const args = benchArgs(USAGE, {
+  clients: { type: 'string', default: '1000' },
+  rate: { type: 'string', default: '50' },
+  events: { type: 'string', default: '500' },
+  burst: { type: 'string', default: '2000' },
+  writers: { type: 'string', default: '4' },
+  idle: { type: 'string', default: '10' },
+  servers: { type: 'string', default: SERVER_NAMES.join(',') },
+  'load-below': { type: 'string', default: '1.5' },
+  'load-wait': { type: 'string', default: '120' },
+  stall: { type: 'string', default: '15' },
 })
 
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
-
-function number(name: keyof typeof args): number {
-  const value = Number(args[name])
-  if (!Number.isFinite(value) || value < 0) {
-    process.stderr.write(`--${name} must be a non-negative number\n`)
-    process.exit(2)
-  }
-  return value
-}
+const number = (name: string) => numberArg(args, name, 'non-negative')
 
 const options: PeerOptions = {
   clients: Math.max(1, Math.floor(number('clients'))),

@@ -10,11 +10,10 @@
  * Prints the counts and appends a section to docs/BENCHMARKS.md; exits 1 when anything was
  * lost, duplicated or out of order.
  */
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseArgs } from 'node:util'
 import { request } from 'undici'
 import { startS3, S3_ACCESS_KEY, S3_SECRET_KEY } from '../test/support/s3.js'
+import { benchArgs, numberArg } from './lib/cli.js'
 import { checkOpenFileLimit } from './lib/fdLimit.js'
 import { withInspector } from './lib/inspector.js'
 import { peakResidentBytes, residentBytes } from './lib/procfs.js'
@@ -36,32 +35,15 @@ const USAGE = `usage: npx tsx bench/soak.ts [options]   (build dist/ first: npm 
   --report FILE    where the section is appended (default docs/BENCHMARKS.md)
   --no-report      print the summary only`
 
-const { values: args } = parseArgs({
-  options: {
-    minutes: { type: 'string', default: '3' },
-    clients: { type: 'string', default: '120' },
-    seed: { type: 'string', default: '1' },
-    writers: { type: 'string', default: '4' },
-    rate: { type: 'string', default: '60' },
-    report: { type: 'string', default: join(ROOT, 'docs', 'BENCHMARKS.md') },
-    'no-report': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const args = benchArgs(USAGE, {
+  minutes: { type: 'string', default: '3' },
+  clients: { type: 'string', default: '120' },
+  seed: { type: 'string', default: '1' },
+  writers: { type: 'string', default: '4' },
+  rate: { type: 'string', default: '60' },
 })
 
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
-
-function positive(name: 'minutes' | 'clients' | 'seed' | 'writers' | 'rate'): number {
-  const value = Number(args[name])
-  if (!Number.isFinite(value) || value <= 0) {
-    process.stderr.write(`--${name} must be a positive number\n`)
-    process.exit(2)
-  }
-  return value
-}
+const positive = (name: string) => numberArg(args, name)
 
 const options = {
   runMs: positive('minutes') * 60_000,
