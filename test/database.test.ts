@@ -1,12 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as delay } from 'node:timers/promises'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { killChildren, siloEnv, type SiloProcess, spawnSilo } from './support/child.js'
 import { findPostgresBinaries, type PgCluster, startPgCluster } from './support/pgCluster.js'
 import { api } from './support/server.js'
+import { eventually } from './support/eventually.js'
 import { SseClient } from './support/sseClient.js'
 
 /**
@@ -58,44 +58,34 @@ function subscribe(url: string, token: string, lastEventId?: number): SseClient 
   return client
 }
 
-/**
- * Polls until `probe` returns a value (the server offers no event to await for a database that
- * comes or goes); fails with `what` after the deadline.
- */
-async function pollUntil<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  deadlineMs = RECOVERY_DEADLINE_MS,
-): Promise<T> {
-  const until = Date.now() + deadlineMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > until) throw new Error(`${what}: not within ${deadlineMs} ms`)
-    await delay(50)
-  }
-}
-
 /** Polls /ready until it answers `status`; the process must stay up meanwhile. */
 function readyWith(silo: Silo, status: number) {
-  return pollUntil(`/ready answering ${status}`, async () => {
-    if (!silo.child.running) throw new Error(`silo exited: ${silo.child.stderr}`)
-    const res = await api(silo, 'GET', '/ready')
-    return res.status === status ? res : undefined
-  })
+  return eventually(
+    async () => {
+      if (!silo.child.running) throw new Error(`silo exited: ${silo.child.stderr}`)
+      const res = await api(silo, 'GET', '/ready')
+      return res.status === status ? res : undefined
+    },
+    `/ready answering ${status}`,
+    { timeoutMs: RECOVERY_DEADLINE_MS },
+  )
 }
 
 /** Waits until `count` sessions on `database` LISTEN for events (each server keeps one). */
 function listeners(database: string, count: number) {
-  return pollUntil(`${count} LISTEN session(s) on ${database}`, async () => {
-    const n = Number(
-      await cluster.psql(
-        `SELECT count(*) FROM pg_stat_activity
-         WHERE datname = '${database}' AND query = 'LISTEN "silo_events"'`,
-      ),
-    )
-    return n >= count ? n : undefined
-  })
+  return eventually(
+    async () => {
+      const n = Number(
+        await cluster.psql(
+          `SELECT count(*) FROM pg_stat_activity
+           WHERE datname = '${database}' AND query = 'LISTEN "silo_events"'`,
+        ),
+      )
+      return n >= count ? n : undefined
+    },
+    `${count} LISTEN session(s) on ${database}`,
+    { timeoutMs: RECOVERY_DEADLINE_MS },
+  )
 }
 
 interface EventRow {
@@ -251,13 +241,17 @@ describe.skipIf(!binaries.available)(
       await holder.query('BEGIN')
       await holder.query('SELECT pg_advisory_xact_lock($1)', [EVENT_ORDER_LOCK])
       const cutOff = answerOf(createItem(a, token, 'CUT-1'))
-      await pollUntil('the write waiting for the event lock', async () => {
-        const waiting = await cluster.psql(
-          `SELECT count(*) FROM pg_stat_activity
-           WHERE datname = 'writes' AND wait_event = 'advisory'`,
-        )
-        return Number(waiting) === 1 ? true : undefined
-      })
+      await eventually(
+        async () =>
+          Number(
+            await cluster.psql(
+              `SELECT count(*) FROM pg_stat_activity
+               WHERE datname = 'writes' AND wait_event = 'advisory'`,
+            ),
+          ) === 1,
+        'the write waiting for the event lock',
+        { timeoutMs: RECOVERY_DEADLINE_MS },
+      )
 
       // When the database stops under it
       await cluster.stop()

@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { api, startServer, type TestServer } from './support/server.js'
+import {
+  api,
+  startServer,
+  type TestServer,
+  createItems as createItemsVia,
+} from './support/server.js'
 import { SseClient } from './support/sseClient.js'
 
 let server: TestServer
@@ -15,14 +20,8 @@ afterEach(async () => {
   await server?.close()
 })
 
-async function createItems(n: number, prefix = 'P'): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const res = await api(server, 'POST', '/api/items', {
-      token: server.tokens.editor,
-      body: { part_number: `${prefix}-${i}`, item_type: 'part', description: `item ${i}` },
-    })
-    expect(res.status).toBe(201)
-  }
+function createItems(n: number, prefix = 'P'): Promise<void> {
+  return createItemsVia(server, n, prefix)
 }
 
 describe('GET /api/events', () => {

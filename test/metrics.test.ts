@@ -1,7 +1,12 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { api, startServer, type TestServer } from './support/server.js'
+import {
+  api,
+  startServer,
+  type TestServer,
+  createItems as createItemsVia,
+} from './support/server.js'
 import { SseClient } from './support/sseClient.js'
 
 interface Sample {
@@ -85,14 +90,8 @@ async function scrape(): Promise<Scrape> {
   return new Scrape(text, parseExposition(text))
 }
 
-async function createItems(n: number, prefix: string): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const res = await api(server, 'POST', '/api/items', {
-      token: server.tokens.editor,
-      body: { part_number: `${prefix}-${i}`, item_type: 'part', description: `item ${i}` },
-    })
-    expect(res.status).toBe(201)
-  }
+function createItems(n: number, prefix = 'P'): Promise<void> {
+  return createItemsVia(server, n, prefix)
 }
 
 describe('GET /metrics', () => {

@@ -2,10 +2,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, readdirSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { setImmediate as yieldToIo } from 'node:timers/promises'
 import { Client } from 'minio'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type CuttingProxy, type S3Server, startCuttingProxy, startS3 } from './support/s3.js'
+import { eventually } from './support/eventually.js'
 import { multipartBody, postMultipart } from './support/multipart.js'
 import { api, startServer, type TestServer } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
@@ -85,15 +85,6 @@ async function dbRevisions(s: TestServer) {
 async function eventCount(s: TestServer): Promise<number> {
   const { rows } = await s.app.db.query<{ n: number }>('SELECT count(*)::int AS n FROM events')
   return Number(rows[0]?.n)
-}
-
-/** Waits for a condition on server state that no event announces, re-checking between I/O. */
-async function until(condition: () => Promise<boolean> | boolean, what: string) {
-  for (let i = 0; i < 20000; i++) {
-    if (await condition()) return
-    await yieldToIo()
-  }
-  throw new Error(`timed out waiting for ${what}`)
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
@@ -336,10 +327,16 @@ describe('revisions with files on filesystem storage', () => {
     )
     socket.write(body.subarray(0, 1024 * 1024))
     // The upload is streaming into storage once its temporary file holds bytes.
-    await until(() => storedFiles(s).some((f) => f.includes('.upload-')), 'the upload to start')
+    await eventually(
+      () => storedFiles(s).some((f) => f.includes('.upload-')),
+      'the upload to start',
+      {
+        intervalMs: 1,
+      },
+    )
     expect((await dbRevisions(s)).map((r) => r.status)).toEqual(['pending'])
     socket.destroy()
-    await until(async () => (await dbRevisions(s)).length === 0, 'the reservation to go')
+    await eventually(async () => (await dbRevisions(s)).length === 0, 'the reservation to go')
     expect(storedFiles(s)).toEqual([])
     expect(await eventCount(s)).toBe(before)
     expect((await upload(s, randomBytes(10))).body.revision_number).toBe(1)

@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises'
 import { Client } from 'minio'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
@@ -10,6 +9,7 @@ import {
   startBlackHole,
   startS3,
 } from './support/s3.js'
+import { eventually } from './support/eventually.js'
 import { api, startServer, type TestServer } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
 
@@ -59,17 +59,6 @@ function modeChange(client: SseClient, mode: string, previous: string) {
     'server.state',
     (e) => e.data.mode === mode && e.data.previous === previous,
   )
-}
-
-/** Resolves with check()'s value once it is truthy; retries every 50 ms only while it is not. */
-async function eventually<T>(check: () => Promise<T> | T, what: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await delay(50)
-  }
 }
 
 async function ready(s: TestServer) {

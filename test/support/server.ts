@@ -145,3 +145,14 @@ export async function api(
   }
   return { status: res.status, headers: res.headers, body: parsed }
 }
+
+/** Creates `n` items `<prefix>-0` … through the HTTP API, one after another. */
+export async function createItems(server: TestServer, n: number, prefix = 'P'): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const res = await api(server, 'POST', '/api/items', {
+      token: server.tokens.editor,
+      body: { part_number: `${prefix}-${i}`, item_type: 'part', description: `item ${i}` },
+    })
+    if (res.status !== 201) throw new Error(`creating ${prefix}-${i} answered ${res.status}`)
+  }
+}
