@@ -28,7 +28,7 @@ function isColumnName(name: string): boolean {
   )
 }
 
-export async function propertyColumns(db: Queryable): Promise<string[]> {
+async function propertyColumns(db: Queryable): Promise<string[]> {
   const { rows } = await db.query<{ key: string }>(
     'SELECT DISTINCT jsonb_object_keys(properties) AS key FROM items',
   )

@@ -40,7 +40,7 @@ const MAX_DESCRIPTION_LENGTH = 4096
 const MAX_PROPERTY_NAME_LENGTH = 128
 const MAX_PROPERTIES = 256
 /** Longest error list in a rejection; the message gives the full count. */
-export const MAX_LISTED_ERRORS = 1000
+const MAX_LISTED_ERRORS = 1000
 
 const PART_NUMBER = new RegExp(PART_NUMBER_PATTERN)
 const ITEM_TYPE_SET: ReadonlySet<string> = new Set(ITEM_TYPES)

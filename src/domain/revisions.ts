@@ -141,7 +141,7 @@ export async function createRevision(
 }
 
 /** The storage key of a revision's file, as DESIGN §8 fixes it. */
-export function fileKey(partNumber: string, n: number, filename: string): string {
+function fileKey(partNumber: string, n: number, filename: string): string {
   return `items/${partNumber}/rev/${n}/${filename}`
 }
 

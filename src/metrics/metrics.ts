@@ -4,7 +4,7 @@ import type { Mode } from '../state/modeMachine.js'
 import type { PingResult } from '../state/storageMonitor.js'
 
 /** Every metric name starts with this, the process metrics from prom-client too. */
-export const METRIC_PREFIX = 'silo_'
+const METRIC_PREFIX = 'silo_'
 
 // A Record so that a new mode cannot be added without a series for it.
 const MODES: Record<Mode, true> = { normal: true, 'read-only': true, degraded: true }

@@ -58,7 +58,7 @@ export default fp<{ streamRetryMs?: number }>(
       } catch (err) {
         // EventSource gives up for good on a 5xx. While the database cannot check the token,
         // the stream answers 200 with `retry:` and ends, so the client comes back later.
-        if (!request.routeOptions.config.queryToken || !isDatabaseUnavailable(err)) throw err
+        if (!request.routeOptions.config.eventStream || !isDatabaseUnavailable(err)) throw err
         return reconnectLater(reply, streamRetryMs)
       }
       if (!principal) throw unauthorized('invalid token')

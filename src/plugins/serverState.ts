@@ -62,10 +62,9 @@ export default fp<{ storage: ObjectStorage; config: Config }>(
     // While draining, only probes and the event stream (which answers with an immediate end so
     // clients reconnect elsewhere) are served.
     app.addHook('onRequest', async (request, reply) => {
-      const route = request.routeOptions.url ?? ''
-      if (!shuttingDown || PROBES.has(route)) return
+      if (!shuttingDown || PROBES.has(request.routeOptions.url ?? '')) return
       reply.header('Connection', 'close')
-      if (route === '/api/events') {
+      if (request.routeOptions.config.eventStream) {
         // 200, `retry:` and an end, so the client reconnects elsewhere (EventSource gives up for
         // good on a 5xx). Answered before auth: the database may already be closed.
         return reconnectLater(reply, config.events.retry)

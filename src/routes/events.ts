@@ -18,7 +18,7 @@ function parseTypes(value: unknown): Set<string> | undefined {
 const eventRoutes: FastifyPluginAsync = async (app) => {
   app.get(
     '/api/events',
-    { config: { role: 'viewer', queryToken: true } },
+    { config: { role: 'viewer', queryToken: true, eventStream: true } },
     async (request, reply) => {
       const query = (request.query ?? {}) as Record<string, unknown>
       // A malformed header counts as absent, so it does not hide a valid ?last_event_id=.

@@ -32,7 +32,7 @@ export interface OdsReadOptions extends SheetLimits {
   maxContentBytes: number
 }
 
-export const DEFAULT_ODS_READ_OPTIONS: OdsReadOptions = {
+const DEFAULT_ODS_READ_OPTIONS: OdsReadOptions = {
   ...DEFAULT_SHEET_LIMITS,
   maxContentBytes: 256 * 1024 * 1024,
 }
