@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   api,
@@ -36,6 +37,35 @@ describe('GET /api/events', () => {
     expect(client.headers['content-encoding']).toBeUndefined()
     expect(client.retry).toBe(3000)
     expect(client.events[0]).toEqual({ type: 'server.state', data: { mode: 'normal' } })
+  })
+
+  it('answers HEAD with the stream headers and no body, and does not subscribe', async () => {
+    server = await startServer()
+    const socket = connect(Number(new URL(server.url).port), '127.0.0.1')
+    // Not end(): a client that half-closes may lose its answer. Connection: close ends it.
+    socket.write(
+      `HEAD /api/events HTTP/1.1\r\nHost: silo\r\nConnection: close\r\n` +
+        `Authorization: Bearer ${server.tokens.viewer}\r\n\r\n`,
+    )
+    const chunks: Buffer[] = []
+    for await (const chunk of socket) chunks.push(chunk as Buffer)
+    const [head, body] = Buffer.concat(chunks).toString().split('\r\n\r\n')
+    expect(head).toMatch(/^HTTP\/1\.1 200 /)
+    expect(head).toMatch(/^content-type: text\/event-stream/im)
+    expect(body).toBe('')
+  })
+
+  it('serves HTTP/1.0 clients an unframed body that ends with the connection', async () => {
+    server = await startServer()
+    const client = subscribe({ http10: true })
+    await client.waitForEvent('server.state')
+    expect(client.headers['transfer-encoding']).toBeUndefined()
+    await createItems(2)
+    await client.waitForStoredCount(2)
+    expect(client.stored.map((e) => e.type)).toEqual(['item.created', 'item.created'])
+    await server.close()
+    await client.ended
+    expect(client.events.at(-1)).toEqual({ type: 'server.state', data: { mode: 'shutting-down' } })
   })
 
   it('delivers item.created, item.updated and item.deleted as other clients write', async () => {

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream'
 import type { EventSource, StoredEvent } from './eventLog.js'
+import { RAW_FRAMING, type Framing } from './framing.js'
 import { encodeEvent, encodeRetry } from './sseEncoding.js'
 
 /** A stored event, encoded once; every subscriber writes the same bytes. */
@@ -60,6 +61,7 @@ export interface BrokerObserver {
 
 interface Subscriber {
   sink: Writable
+  framing: Framing
   cursor: number
   /**
    * The Last-Event-ID the client asked for. A reset while the cursor still sits there is due to
@@ -67,12 +69,54 @@ interface Subscriber {
    */
   resumeFrom: number | undefined
   filter: SubscriptionFilter
+  /** No filter: it can share the bytes written to every other such subscriber at its cursor. */
+  unfiltered: boolean
   closed: boolean
-  /** Set while the subscriber waits for new events; calling it wakes the subscriber. */
+  /**
+   * Caught up and in the live set: new events are written to it by the broker's flush, in one
+   * loop over all live subscribers, without waking its pump.
+   */
+  live: boolean
+  /** Set while the pump waits (live, or pausing after a read error); calling it wakes the pump. */
   wake: (() => void) | null
 }
 
 const HEARTBEAT = encodeEvent({ type: 'heartbeat', data: {} })
+
+/** One message framed at most once per framing, however many subscribers it goes to. */
+class FramedOnce {
+  private readonly framed = new Map<Framing, Buffer>()
+  constructor(private readonly bytes: Buffer) {}
+  for(framing: Framing): Buffer {
+    let framed = this.framed.get(framing)
+    if (!framed) {
+      framed = framing.frame(this.bytes)
+      this.framed.set(framing, framed)
+    }
+    return framed
+  }
+}
+
+/** The events after one cursor, as one buffer, and how many there are. */
+interface Batch {
+  bytes: FramedOnce | null
+  count: number
+  lastId: number
+}
+
+function batchOf(entries: readonly Entry[], filter: SubscriptionFilter | null): Batch {
+  const matching = filter ? entries.filter((e) => matches(e, filter)) : entries
+  const lastId = entries.length > 0 ? (entries[entries.length - 1] as Entry).id : 0
+  const bytes =
+    matching.length === 0
+      ? null
+      : new FramedOnce(
+          matching.length === 1
+            ? (matching[0] as Entry).bytes
+            : Buffer.concat(matching.map((e) => e.bytes)),
+        )
+  return { bytes, count: matching.length, lastId }
+}
 
 /**
  * Recent history of encoded events: every id in (floor, newest] that the log holds. Older ids
@@ -138,14 +182,18 @@ function matches(entry: Entry, filter: SubscriptionFilter): boolean {
 const PAGE_CACHE_SIZE = 8
 
 /**
- * Fans the event log out to SSE subscribers. Every subscriber pulls from the log at its own
- * pace by cursor: live events come from an in-memory window shared by all, a subscriber that
- * lags behind the window reads pages from the log, and one that lags behind retention gets
- * `stream.reset`. Nothing is queued per subscriber, so memory is bounded by the window, not by
- * clients × backlog.
+ * Fans the event log out to SSE subscribers. Every subscriber reads the log by cursor: one that
+ * is caught up sits in the live set, and new events are written to all of them in one
+ * synchronous loop per turn of the event loop (events committed in the same turn go out in one
+ * write per socket, one buffer shared by every unfiltered subscriber). A subscriber whose socket
+ * pushes back, or that is behind, leaves the live set and catches up at its own pace in its own
+ * pump: from an in-memory window shared by all, then from log pages, and with `stream.reset` once
+ * it lags behind retention. Nothing is queued per subscriber, so memory is bounded by the window,
+ * not by clients × backlog.
  */
 export class Broker {
   private readonly subscribers = new Set<Subscriber>()
+  private readonly live = new Set<Subscriber>()
   private readonly batchSize: number
   private readonly readRetryMs: number
   private window: EventWindow
@@ -153,6 +201,7 @@ export class Broker {
   private prunedThrough = 0
   private refreshing: Promise<void> | null = null
   private refreshAgain = false
+  private flushScheduled = false
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closed = false
   private observer: BrokerObserver | null = null
@@ -201,8 +250,8 @@ export class Broker {
   }
 
   /**
-   * Reads every event committed since the newest one known and wakes subscribers. Called after
-   * each local commit (and by cross-process notifications); concurrent calls share one read.
+   * Reads every event committed since the newest one known and sends it on. Called after each
+   * local commit (and by cross-process notifications); concurrent calls share one read.
    */
   refresh(): Promise<void> {
     if (this.refreshing) {
@@ -239,7 +288,12 @@ export class Broker {
     for (const event of fresh) this.window.append(toEntry(event))
     this.observer?.published(fresh.length)
     this.latest = (fresh[fresh.length - 1] as StoredEvent).id
-    this.wakeAll()
+    // Not written here: the committing request answers first, and events committed before the
+    // flush runs share its writes.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => this.flush())
+    }
   }
 
   private async readNew(): Promise<void> {
@@ -259,31 +313,39 @@ export class Broker {
 
   /** Records a new retention watermark (after pruning). */
   notePruned(prunedThrough: number): void {
-    if (prunedThrough > this.prunedThrough) {
-      this.prunedThrough = prunedThrough
-      this.wakeAll()
-    }
+    if (prunedThrough > this.prunedThrough) this.prunedThrough = prunedThrough
   }
 
   /**
    * Serves one SSE connection on `sink` until it closes or the broker shuts down. Resolves when
-   * the subscription has ended.
+   * the subscription has ended. `sink` is normally the socket itself, with `framing` matching
+   * the response's transfer coding.
    */
-  async subscribe(sink: Writable, options: SubscribeOptions = {}): Promise<void> {
-    sink.write(encodeRetry(this.options.retryMs))
+  async subscribe(
+    sink: Writable,
+    options: SubscribeOptions & { framing?: Framing } = {},
+  ): Promise<void> {
+    const framing = options.framing ?? RAW_FRAMING
+    const retry = encodeRetry(this.options.retryMs)
     if (this.closed) {
-      sink.end()
+      sink.write(framing.frame(retry))
+      sink.end(framing.end)
       return
     }
-    if (options.greeting) {
-      sink.write(encodeEvent({ type: options.greeting.type, data: options.greeting.data }))
-    }
+    const greeting = options.greeting
+      ? encodeEvent({ type: options.greeting.type, data: options.greeting.data })
+      : null
+    sink.write(framing.frame(greeting ? Buffer.concat([retry, greeting]) : retry))
+    const filter = options.filter ?? {}
     const sub: Subscriber = {
       sink,
+      framing,
       cursor: this.latest,
       resumeFrom: undefined,
-      filter: options.filter ?? {},
+      filter,
+      unfiltered: filter.types === undefined && filter.partNumber === undefined,
       closed: false,
+      live: false,
       wake: null,
     }
     const onClose = () => {
@@ -306,6 +368,7 @@ export class Broker {
       await this.pump(sub)
     } finally {
       this.subscribers.delete(sub)
+      this.live.delete(sub)
       sink.off('close', onClose)
       sink.off('error', onError)
     }
@@ -319,31 +382,81 @@ export class Broker {
     }
   }
 
+  /** Brings one subscriber up to the head at its own pace, then hands it to the live set. */
   private async pump(sub: Subscriber): Promise<void> {
     while (!sub.closed && !this.closed) {
+      if (sub.sink.writableNeedDrain) {
+        await this.drained(sub)
+        continue
+      }
       if (sub.cursor >= this.latest) {
         await new Promise<void>((resolve) => {
           sub.wake = resolve
+          sub.live = true
+          this.live.add(sub)
         })
         sub.wake = null
         continue
       }
-      let batch: Entry[] | 'reset'
+      let entries: Entry[] | 'reset'
       try {
-        batch = await this.entriesAfter(sub.cursor)
+        entries = await this.entriesAfter(sub.cursor)
       } catch (err) {
         this.options.onError?.(err, 'read event log')
         await this.pause(sub, this.readRetryMs)
         continue
       }
       if (sub.closed || this.closed) break
-      if (batch === 'reset') {
+      if (entries === 'reset') {
         const resumed = sub.cursor === sub.resumeFrom
         this.writeReset(sub, sub.cursor, resumed ? 'last_event_id_pruned' : 'fell_behind')
         continue
       }
-      if (!this.writeBatch(sub, batch)) await this.drained(sub)
+      if (entries.length === 0) {
+        sub.cursor = this.latest
+        continue
+      }
+      this.deliver(sub, batchOf(entries, sub.unfiltered ? null : sub.filter))
     }
+  }
+
+  /**
+   * Writes new events to every live subscriber. Subscribers at the same cursor without a filter
+   * (nearly all of them) share one buffer. One that cannot take it all now (its socket pushes
+   * back, the backlog exceeds one batch, or it fell out of the window) leaves the live set and
+   * continues in its pump.
+   */
+  private flush(): void {
+    this.flushScheduled = false
+    const shared = new Map<number, Batch>()
+    let delivered = 0
+    for (const sub of this.live) {
+      if (sub.cursor >= this.latest || sub.closed) continue
+      if (
+        sub.sink.writableNeedDrain ||
+        sub.cursor < this.prunedThrough ||
+        !this.window.covers(sub.cursor)
+      ) {
+        this.release(sub)
+        continue
+      }
+      let batch = sub.unfiltered ? shared.get(sub.cursor) : undefined
+      if (!batch) {
+        const entries = this.window.after(sub.cursor, this.batchSize)
+        batch = batchOf(entries, sub.unfiltered ? null : sub.filter)
+        if (sub.unfiltered) shared.set(sub.cursor, batch)
+      }
+      delivered += this.deliver(sub, batch, false)
+      if (sub.cursor < this.latest || sub.sink.writableNeedDrain) this.release(sub)
+    }
+    if (delivered > 0) this.observer?.delivered(delivered)
+  }
+
+  /** Takes a subscriber out of the live set and wakes its pump. */
+  private release(sub: Subscriber): void {
+    this.live.delete(sub)
+    sub.live = false
+    sub.wake?.()
   }
 
   private async entriesAfter(cursor: number): Promise<Entry[] | 'reset'> {
@@ -376,37 +489,24 @@ export class Broker {
     return page.map(toEntry)
   }
 
-  /** Writes the events the subscriber wants; returns false when the socket asks us to wait. */
-  private writeBatch(sub: Subscriber, batch: Entry[]): boolean {
-    const last = batch[batch.length - 1]
-    if (!last) {
-      sub.cursor = this.latest
-      return true
-    }
-    let ok = true
-    let written = 0
-    const { sink, filter } = sub
-    if (batch.length > 1) sink.cork()
-    for (const entry of batch) {
-      if (matches(entry, filter)) {
-        ok = sink.write(entry.bytes)
-        written++
-      }
-    }
-    if (batch.length > 1) sink.uncork()
-    sub.cursor = last.id
-    if (written > 0) this.observer?.delivered(written)
-    return ok && !sink.writableNeedDrain
+  /**
+   * Writes a batch in one socket write and moves the cursor past it (past skipped events too).
+   * Returns how many events were written; reports them unless the caller sums for many.
+   */
+  private deliver(sub: Subscriber, batch: Batch, report = true): number {
+    if (batch.bytes) sub.sink.write(batch.bytes.for(sub.framing))
+    sub.cursor = batch.lastId
+    if (report && batch.count > 0) this.observer?.delivered(batch.count)
+    return batch.count
   }
 
   private writeReset(sub: Subscriber, lastEventId: number, reason: ResetReason): void {
     this.observer?.reset(reason)
-    sub.sink.write(
-      encodeEvent({
-        type: 'stream.reset',
-        data: { last_event_id: lastEventId, oldest_available_id: this.prunedThrough + 1 },
-      }),
-    )
+    const reset = encodeEvent({
+      type: 'stream.reset',
+      data: { last_event_id: lastEventId, oldest_available_id: this.prunedThrough + 1 },
+    })
+    sub.sink.write(sub.framing.frame(reset))
     sub.cursor = this.latest
   }
 
@@ -438,20 +538,18 @@ export class Broker {
     })
   }
 
-  private wakeAll(): void {
-    for (const sub of this.subscribers) sub.wake?.()
-  }
-
+  /** Keeps idle connections (and the proxies on their way) from timing out. */
   private heartbeat(): void {
-    for (const sub of this.subscribers) {
-      if (sub.cursor >= this.latest && !sub.sink.writableNeedDrain) sub.sink.write(HEARTBEAT)
+    const bytes = new FramedOnce(HEARTBEAT)
+    for (const sub of this.live) {
+      if (!sub.sink.writableNeedDrain) sub.sink.write(bytes.for(sub.framing))
     }
   }
 
   /** Sends an event that is not stored and has no id (server.state) to every subscriber. */
   broadcast(type: string, data: unknown): void {
-    const bytes = encodeEvent({ type, data })
-    for (const sub of this.subscribers) if (!sub.closed) sub.sink.write(bytes)
+    const bytes = new FramedOnce(encodeEvent({ type, data }))
+    for (const sub of this.subscribers) if (!sub.closed) sub.sink.write(bytes.for(sub.framing))
   }
 
   /** Ends every subscription after a final event; later subscribers are turned away at once. */
@@ -459,7 +557,7 @@ export class Broker {
     if (this.closed) return
     this.closed = true
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
-    const bytes = final ? encodeEvent(final) : null
+    const bytes = final ? new FramedOnce(encodeEvent(final)) : null
     for (const sub of this.subscribers) {
       sub.closed = true
       // A client that stopped reading would hold shutdown up until the grace period ends. Asked
@@ -468,10 +566,11 @@ export class Broker {
         sub.sink.destroy()
         this.observer?.stalledDestroyed()
       } else {
-        if (bytes) sub.sink.write(bytes)
-        sub.sink.end()
+        if (bytes) sub.sink.write(bytes.for(sub.framing))
+        sub.sink.end(sub.framing.end)
       }
       sub.wake?.()
     }
+    this.live.clear()
   }
 }

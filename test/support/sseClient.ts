@@ -15,6 +15,8 @@ export interface SseClientOptions {
   headers?: Record<string, string>
   /** Do not read from the socket until resume() is called (a stalled consumer). */
   paused?: boolean
+  /** Ask as an HTTP/1.0 client (no chunked transfer coding). */
+  http10?: boolean
 }
 
 /**
@@ -53,7 +55,7 @@ export class SseClient {
     const url = new URL('/api/events', baseUrl)
     for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v)
     const lines = [
-      `GET ${url.pathname}${url.search} HTTP/1.1`,
+      `GET ${url.pathname}${url.search} HTTP/${options.http10 ? '1.0' : '1.1'}`,
       `Host: ${url.host}`,
       'Accept: text/event-stream',
     ]

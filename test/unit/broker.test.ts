@@ -264,6 +264,8 @@ describe('Broker observer', () => {
     log.append(500)
     await broker.refresh()
     await slow.until(() => slow.chunks.length > 0)
+    // The two earlier subscribers read on; only the stalled one may fall behind.
+    for (const reader of [pruned, unknown]) await reader.until(() => reader.ids().includes(550))
     log.prune(400)
     broker.notePruned(400)
     slow.release()
