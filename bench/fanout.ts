@@ -15,15 +15,8 @@ import { benchArgs, numberArg } from './lib/cli.js'
 import { checkOpenFileLimit } from './lib/fdLimit.js'
 import { withInspector } from './lib/inspector.js'
 import { ItemWriter, publishAtRate, publishBurst, type PublishTimes } from './lib/itemWriter.js'
-import {
-  cpuPercent,
-  machineCpuTimeMs,
-  ownCpuTimeMs,
-  peakResidentBytes,
-  residentBytes,
-  sampleCpu,
-  type CpuSample,
-} from './lib/procfs.js'
+import { CostMeter, type PhaseCost } from './lib/cost.js'
+import { peakResidentBytes, residentBytes } from './lib/procfs.js'
 import {
   appendSection,
   bytes,
@@ -35,7 +28,7 @@ import {
   textTable,
 } from './lib/report.js'
 import { ROOT, SiloServer } from './lib/server.js'
-import { readEvents, SseLoad, typeIndex } from './lib/sseLoad.js'
+import { createdIds, SseLoad, typeIndex } from './lib/sseLoad.js'
 
 const USAGE = `usage: npm run bench -- [options]
   --clients N        SSE connections (default 1000)
@@ -94,44 +87,6 @@ function commandLine(): string {
   return `npx tsx bench/fanout.ts ${given.join(' ')}`.trim()
 }
 
-interface PhaseCost {
-  /** Percent of one core. */
-  serverCpu: number
-  /** Server CPU time used, in milliseconds (less sensitive to other load than wall times). */
-  serverCpuMs: number
-  clientCpu: number
-  /** Every other process on the machine (a concurrent build or test run skews the figures). */
-  otherCpu: number
-  wallMs: number
-}
-
-/** Server and load-client CPU over a stretch of the run. */
-class CostMeter {
-  private readonly server: CpuSample
-  private readonly ownCpuMs = ownCpuTimeMs()
-  private readonly machine = machineCpuTimeMs()
-  private readonly started = performance.now()
-
-  constructor(private readonly pid: number) {
-    this.server = sampleCpu(pid, this.started)
-  }
-
-  stop(): PhaseCost {
-    const now = performance.now()
-    const wallMs = now - this.started
-    const serverCpu = cpuPercent(this.server, sampleCpu(this.pid, now))
-    const clientCpu = ((ownCpuTimeMs() - this.ownCpuMs) / wallMs) * 100
-    const machineCpu = ((machineCpuTimeMs().busy - this.machine.busy) / wallMs) * 100
-    return {
-      serverCpu,
-      serverCpuMs: (serverCpu / 100) * wallMs,
-      clientCpu,
-      otherCpu: Math.max(0, machineCpu - serverCpu - clientCpu),
-      wallMs,
-    }
-  }
-}
-
 interface PhaseResult {
   publish: PublishTimes
   deliveries: DeliveryReport
@@ -187,43 +142,12 @@ async function readMemory(): Promise<MemoryReading> {
   }
 }
 
-async function sseClientsSeen(): Promise<number> {
-  const { body } = await writer.getJson('/ready')
-  return (body as { sse_clients?: number }).sse_clients ?? -1
-}
-
-/** Waits until the server's /ready counts `n` SSE clients. */
-async function waitForSseClients(n: number, timeoutMs = 60_000): Promise<number> {
-  const deadline = performance.now() + timeoutMs
-  for (;;) {
-    const seen = await sseClientsSeen()
-    if (seen >= n || performance.now() > deadline) return seen
-    await sleep(100)
-  }
-}
-
-/**
- * The ids the server gave the phase's items, read back from its log (a replay after the last
- * id known), in publish order.
- */
+/** The ids the server gave the phase's items, in publish order. */
 async function publishedIds(partNumbers: readonly string[]): Promise<number[]> {
-  const index = new Map(partNumbers.map((pn, i) => [pn, i]))
-  const ids = new Array<number>(partNumbers.length).fill(-1)
-  let found = 0
-  await readEvents(
+  const ids = await createdIds(
     { baseUrl: server.url, token: server.adminToken },
     lastKnownId,
-    (events) => {
-      const event = events[events.length - 1]
-      if (event?.type !== 'item.created' || event.id === undefined) return false
-      const i = index.get((JSON.parse(event.data) as { part_number: string }).part_number)
-      if (i !== undefined && ids[i] === -1) {
-        ids[i] = event.id
-        found++
-      }
-      return found === partNumbers.length
-    },
-    120_000,
+    partNumbers,
   )
   for (const id of ids) if (id > lastKnownId) lastKnownId = id
   return ids
@@ -262,8 +186,8 @@ async function runPhase(
 /** The most CPU other processes took in any phase, in % of one core. */
 let mostOtherCpu = 0
 const cpuFigures = (cost: PhaseCost) => {
-  mostOtherCpu = Math.max(mostOtherCpu, cost.otherCpu)
-  return `${percent(cost.serverCpu)} / ${percent(cost.clientCpu)} / ${percent(cost.otherCpu)}`
+  mostOtherCpu = Math.max(mostOtherCpu, cost.cpu.other)
+  return `${percent(cost.cpu.server)} / ${percent(cost.cpu.client)} / ${percent(cost.cpu.other)}`
 }
 
 const rows: string[][] = []
@@ -289,7 +213,7 @@ try {
 
   // Connect.
   const opened = await load.open(options.clients, options.connectConcurrency, 1024)
-  const seen = await waitForSseClients(options.clients)
+  const seen = await server.waitForSseClients(options.clients)
   const failures = [...opened.failures].map(([why, n]) => `${n}× ${why}`).join(', ')
   log(`${opened.opened}/${options.clients} connected in ${ms(opened.ms)}; server sees ${seen}`)
   if (opened.opened < options.clients) {
@@ -324,7 +248,7 @@ try {
     `${perConnection(idle.rss, baseline.rss)} / ${perConnection(idle.heapUsed, baseline.heapUsed)}`,
   )
   row(idleLabel, 'CPU % of one core: server / load client / other processes', cpuFigures(idleCost))
-  log(`idle: RSS ${bytes(idle.rss)} after GC, CPU ${percent(idleCost.serverCpu)}`)
+  log(`idle: RSS ${bytes(idle.rss)} after GC, CPU ${percent(idleCost.cpu.server)}`)
 
   // Latency at a fixed rate.
   if (options.events > 0) {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { INSPECTOR_URL } from './inspector.js'
 
@@ -124,6 +125,17 @@ export class SiloServer {
   get printed(): string {
     // The token is a throwaway, but an error message has no reason to carry it.
     return `${this.output.join('\n')}\n${this.stderr}`.replace(/silo_\S+/g, 'silo_…')
+  }
+
+  /** Waits until /ready counts at least `n` SSE clients; returns the last count seen. */
+  async waitForSseClients(n: number, timeoutMs = 60_000): Promise<number> {
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      const ready = (await (await fetch(`${this.url}/ready`)).json()) as { sse_clients?: number }
+      const seen = ready.sse_clients ?? -1
+      if (seen >= n || performance.now() > deadline) return seen
+      await sleep(100)
+    }
   }
 
   /** Sends SIGTERM, waits for the exit (SIGKILL after `timeoutMs`), removes the data folder. */

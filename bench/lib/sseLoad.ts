@@ -562,3 +562,33 @@ export async function readEvents(
   }
   return events
 }
+
+/**
+ * The ids the server gave the items `partNumbers` (their item.created events after `afterId`,
+ * read back from its log with a replay), in the order of `partNumbers`.
+ */
+export async function createdIds(
+  options: Omit<ConnectionOptions, 'onEvent' | 'lastEventId'>,
+  afterId: number,
+  partNumbers: readonly string[],
+): Promise<number[]> {
+  const index = new Map(partNumbers.map((pn, i) => [pn, i]))
+  const ids = new Array<number>(partNumbers.length).fill(-1)
+  let found = 0
+  await readEvents(
+    options,
+    afterId,
+    (events) => {
+      const event = events[events.length - 1]
+      if (event?.type !== 'item.created' || event.id === undefined) return false
+      const i = index.get((JSON.parse(event.data) as { part_number: string }).part_number)
+      if (i !== undefined && ids[i] === -1) {
+        ids[i] = event.id
+        found++
+      }
+      return found === partNumbers.length
+    },
+    120_000,
+  )
+  return ids
+}

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { analyseDeliveries, distribution, type DeliveryReport } from '../lib/deliveries.js'
 import { ItemWriter, publishAtRate, publishBurst, type PublishTimes } from '../lib/itemWriter.js'
-import { cpuPercent, machineCpuTimeMs, ownCpuTimeMs, sampleCpu } from '../lib/procfs.js'
+import { CostMeter, type CpuFigures } from '../lib/cost.js'
 import { SseLoad, typeIndex } from '../lib/sseLoad.js'
 import { PayloadWriter } from './payloadWriter.js'
 import { ReferenceStream } from './referenceStream.js'
@@ -18,13 +18,6 @@ export interface PeerOptions {
   idleMs: number
   connectConcurrency: number
   stallMs: number
-}
-
-export interface CpuFigures {
-  /** % of one core. */
-  server: number
-  client: number
-  other: number
 }
 
 export interface PhaseFigures {
@@ -73,29 +66,6 @@ export async function waitForQuietMachine(below: number, maxMs: number): Promise
   const waited = (performance.now() - started) / 1000
   const raw = readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ')
   return `${raw}${load >= below ? ` (still ≥ ${below} after ${waited.toFixed(0)} s)` : waited > 1 ? ` (after waiting ${waited.toFixed(0)} s)` : ''}`
-}
-
-class CostMeter {
-  private readonly server
-  private readonly own = ownCpuTimeMs()
-  private readonly machine = machineCpuTimeMs().busy
-  private readonly started = performance.now()
-
-  constructor(private readonly pid: number) {
-    this.server = sampleCpu(pid, this.started)
-  }
-
-  stop(): { cpu: CpuFigures; serverCpuMs: number } {
-    const now = performance.now()
-    const wall = now - this.started
-    const server = cpuPercent(this.server, sampleCpu(this.pid, now))
-    const client = ((ownCpuTimeMs() - this.own) / wall) * 100
-    const machine = ((machineCpuTimeMs().busy - this.machine) / wall) * 100
-    return {
-      cpu: { server, client, other: Math.max(0, machine - server - client) },
-      serverCpuMs: (server / 100) * wall,
-    }
-  }
 }
 
 /**

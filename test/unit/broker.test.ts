@@ -2,6 +2,8 @@ import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Broker, type BrokerObserver, type ResetReason } from '../../src/events/broker.js'
 import type { EventSource, StoredEvent } from '../../src/events/eventLog.js'
+import { CHUNKED_FRAMING } from '../../src/events/framing.js'
+import { encodeEvent } from '../../src/events/sseEncoding.js'
 
 /** The event log as an array, with reads counted. */
 class MemoryLog implements EventSource {
@@ -326,5 +328,26 @@ describe('Broker observer', () => {
     await broker.refresh()
     await broker.publishCommitted(log.events.slice(0, 2))
     expect(sink.ids()).toEqual([1, 2, 4])
+  })
+  it('sends events committed in the same turn in one write per subscriber, with chunk framing', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    const chunked = new RecordingSink()
+    const filtered = new RecordingSink()
+    void broker.subscribe(chunked, { framing: CHUNKED_FRAMING })
+    void broker.subscribe(filtered, { filter: { partNumber: 'P-2' } })
+    await Promise.resolve()
+    const before = [chunked.chunks.length, filtered.chunks.length]
+    log.append(3)
+    for (const event of log.events) void broker.publishCommitted([event])
+    await chunked.until(() => chunked.chunks.length > (before[0] as number))
+    await filtered.until(() => filtered.ids().length === 1)
+    expect(chunked.chunks.length - (before[0] as number)).toBe(1)
+    const body = (chunked.chunks[chunked.chunks.length - 1] as Buffer).toString()
+    const events = log.events.map((e) => encodeEvent({ id: e.id, type: e.type, data: e.data }))
+    const payload = Buffer.concat(events)
+    expect(body).toBe(`${payload.length.toString(16)}\r\n${payload.toString()}\r\n`)
+    expect(filtered.chunks.length - (before[1] as number)).toBe(1)
+    expect(filtered.ids()).toEqual([2])
   })
 })

@@ -1,0 +1,192 @@
+/**
+ * Write-path benchmark: what the event stream costs the writers. One silo server (a child
+ * process on a fresh data folder) takes bursts of item creates (POST /api/items) from several
+ * writers, first with no SSE subscriber, then with N subscribers connected, then with none
+ * again (so a slower database as the table grows is not mistaken for the stream's cost).
+ *
+ *   npm run build --silent && npx tsx bench/writePath.ts [--items 2000 --writers 4 --clients 1000]
+ *
+ * Prints creates/s, round trips and server CPU per create for each phase, checks that every
+ * subscriber got every event, and appends a section to docs/BENCHMARKS.md.
+ */
+import { analyseDeliveries, distribution } from './lib/deliveries.js'
+import { benchArgs, numberArg } from './lib/cli.js'
+import { CostMeter, type PhaseCost } from './lib/cost.js'
+import { checkOpenFileLimit } from './lib/fdLimit.js'
+import { ItemWriter, publishBurst, type PublishTimes } from './lib/itemWriter.js'
+import {
+  appendSection,
+  count,
+  markdownTable,
+  ms,
+  percent,
+  runContext,
+  textTable,
+} from './lib/report.js'
+import { ROOT, SiloServer } from './lib/server.js'
+import { createdIds, SseLoad, typeIndex } from './lib/sseLoad.js'
+
+const USAGE = `usage: npm run build --silent && npx tsx bench/writePath.ts [options]
+  --items N          items created in each measured phase (default 2000)
+  --warmup N         items created before measuring, not reported (default 1000)
+  --writers W        concurrent writers (default 4)
+  --clients C        SSE subscribers in the middle phase (default 1000)
+  --stall S          give up waiting for deliveries after S seconds without progress (default 15)
+  --report FILE      where the section is appended (default docs/BENCHMARKS.md)
+  --no-report        print the summary only`
+
+const args = benchArgs(USAGE, {
+  items: { type: 'string', default: '2000' },
+  warmup: { type: 'string', default: '1000' },
+  writers: { type: 'string', default: '4' },
+  clients: { type: 'string', default: '1000' },
+  stall: { type: 'string', default: '15' },
+})
+
+const options = {
+  items: numberArg(args, 'items', 'integer'),
+  warmup: numberArg(args, 'warmup', 'integer'),
+  writers: numberArg(args, 'writers', 'integer'),
+  clients: numberArg(args, 'clients', 'integer'),
+  stallMs: numberArg(args, 'stall', 'positive') * 1000,
+}
+
+const log = (message: string) => process.stderr.write(`[writePath] ${message}\n`)
+
+const fdLimit = checkOpenFileLimit(options.clients + 256)
+if (!fdLimit.ok) {
+  process.stderr.write(`${fdLimit.message}\n`)
+  process.exit(2)
+}
+
+const server = await SiloServer.start()
+log(`silo pid ${server.pid} at ${server.url}`)
+const stopOnSignal = () => void server.stop().finally(() => process.exit(130))
+process.once('SIGINT', stopOnSignal)
+process.once('SIGTERM', stopOnSignal)
+
+const writer = new ItemWriter(server.url, server.adminToken, options.writers)
+const load = new SseLoad({ baseUrl: server.url, token: server.adminToken })
+let batch = 0
+
+interface WritePhase {
+  partNumbers: string[]
+  publish: PublishTimes
+  cost: PhaseCost
+}
+
+/** Creates `n` new items with every writer busy; the clock runs from first send to last 201. */
+async function createBurst(n: number): Promise<WritePhase> {
+  batch++
+  const partNumbers = Array.from({ length: n }, (_, i) => `W${batch}-${i + 1}`)
+  const meter = new CostMeter(server.pid)
+  const publish = await publishBurst(writer, partNumbers, options.writers, load.epoch)
+  return { partNumbers, publish, cost: meter.stop() }
+}
+
+const rows: string[][] = []
+const creates: number[] = []
+let failed = false
+
+function report(label: string, phase: WritePhase): void {
+  const { publish, cost } = phase
+  const perSecond = options.items / (publish.elapsed / 1000)
+  const trip = distribution(publish.roundTrip.slice())
+  creates.push(perSecond)
+  rows.push(
+    [label, 'creates/s (POST 201s)', count(perSecond)],
+    [
+      label,
+      'POST round trip p50 / p99 / max',
+      `${ms(trip.p50)} / ${ms(trip.p99)} / ${ms(trip.max)}`,
+    ],
+    [label, 'server CPU per create', ms(cost.serverCpuMs / options.items)],
+    [
+      label,
+      'CPU % of one core: server / load client / other processes',
+      `${percent(cost.cpu.server)} / ${percent(cost.cpu.client)} / ${percent(cost.cpu.other)}`,
+    ],
+  )
+  log(`${label}: ${count(perSecond)} creates/s, p50 ${ms(trip.p50)}, p99 ${ms(trip.p99)}`)
+}
+
+try {
+  if (options.warmup > 0) await createBurst(options.warmup)
+
+  report('no subscriber', await createBurst(options.items))
+
+  const opened = await load.open(options.clients, 100, options.items + 64)
+  const seen = await server.waitForSseClients(options.clients)
+  log(`${opened.opened}/${options.clients} subscribers connected; server counts ${seen}`)
+  if (opened.opened < options.clients) failed = true
+  const subscribed = `${count(options.clients)} subscribers`
+  load.beginPhase('item.created', options.items)
+  const withClients = await createBurst(options.items)
+  report(subscribed, withClients)
+  const complete = await load.waitUntilAllReached(options.stallMs)
+  const ids = await createdIds(
+    { baseUrl: server.url, token: server.adminToken },
+    0,
+    withClients.partNumbers,
+  )
+  const d = analyseDeliveries(load.connections, typeIndex('item.created'), {
+    ids,
+    sentAt: withClients.publish.sentAt,
+  })
+  rows.push(
+    [subscribed, 'deliveries (events × subscribers)', count(d.delivered)],
+    [
+      subscribed,
+      'lost / duplicated / out of order',
+      `${d.lost} / ${d.duplicated} / ${d.outOfOrder}`,
+    ],
+    [
+      subscribed,
+      'publish→receive p50 / p99 / max',
+      `${ms(d.latency.p50)} / ${ms(d.latency.p99)} / ${ms(d.latency.max)}`,
+    ],
+  )
+  if (!complete || d.lost || d.duplicated || d.outOfOrder || d.unexpected) failed = true
+  load.close()
+  await server.waitForSseClients(0)
+
+  report('no subscriber, again', await createBurst(options.items))
+  const [before, during, after] = creates as [number, number, number]
+  rows.push([
+    'cost of the stream',
+    `creates/s with ${subscribed} ÷ mean of the runs without`,
+    `${(during / ((before + after) / 2)).toFixed(2)}×`,
+  ])
+} catch (err) {
+  failed = true
+  log(`failed: ${(err as Error).stack ?? String(err)}`)
+} finally {
+  load.close()
+  await writer.close().catch(() => {})
+  await server.stop()
+}
+
+const context = runContext(ROOT)
+process.stdout.write(`\n${textTable([['phase', 'figure', 'value'], ...rows])}\n\n`)
+process.stdout.write(
+  `${context.cpuModel}, ${context.cores} cores, ${context.memory}; node ${context.node}; silo ${context.commit}\n`,
+)
+
+if (!args['no-report'] && rows.length > 0) {
+  const command = `npm run build --silent && npx tsx bench/writePath.ts ${process.argv.slice(2).join(' ')}`
+  const section = `## ${context.date} — write path, ${count(options.items)} creates × 3 phases, ${count(options.clients)} subscribers in the middle one${failed ? ' (run had failures)' : ''}
+
+- Command: \`${command.trim()}\`
+- Options: ${count(options.items)} items per phase after ${count(options.warmup)} warm-up creates, ${options.writers} concurrent writers, ${count(options.clients)} SSE subscribers in the middle phase
+- Machine: ${context.cpuModel}, ${context.cores} cores, ${context.memory} RAM, ${context.kernel}
+- Node: ${context.node}
+- silo: ${context.commit}
+- Server: \`node dist/main.js\`, PGlite + filesystem storage in a fresh temp folder, log level warn; writers and subscribers run in the load client on the same cores
+
+${markdownTable(['phase', 'figure', 'value'], rows)}
+`
+  appendSection(args.report as string, section)
+  log(`appended to ${args.report}`)
+}
+
+process.exit(failed ? 1 : 0)
