@@ -16,6 +16,7 @@ import { checkOpenFileLimit } from './lib/fdLimit.js'
 import { withInspector } from './lib/inspector.js'
 import { ItemWriter, publishAtRate, publishBurst, type PublishTimes } from './lib/itemWriter.js'
 import { CostMeter, type PhaseCost } from './lib/cost.js'
+import { ProbeSampler } from './lib/probe.js'
 import { peakResidentBytes, residentBytes } from './lib/procfs.js'
 import {
   appendSection,
@@ -95,6 +96,8 @@ interface PhaseResult {
   /** From the first request sent to the last delivery, in milliseconds. */
   completionMs: number
   resets: number
+  /** GET /health round trips during the phase. */
+  health: Awaited<ReturnType<ProbeSampler['stop']>>
 }
 
 const cpuProfileDir = args['cpu-prof']
@@ -161,11 +164,13 @@ async function runPhase(
   const resetsBefore = load.typeTotals()[typeIndex('stream.reset')] as number
   load.beginPhase('item.created', partNumbers.length)
   const meter = new CostMeter(server.pid)
+  const probe = new ProbeSampler(`${server.url}/health`)
   const publishTimes = await publish(load.epoch)
   log(
     `${name}: published ${partNumbers.length} in ${ms(publishTimes.elapsed)}; waiting for deliveries`,
   )
   const complete = await load.waitUntilAllReached(options.stallMs)
+  const health = await probe.stop()
   const cost = meter.stop()
   if (!complete) log(`${name}: deliveries stalled for ${options.stallMs / 1000} s; counting losses`)
   const ids = await publishedIds(partNumbers)
@@ -180,7 +185,17 @@ async function runPhase(
     cost,
     completionMs: deliveries.lastDeliveryAt - (publishTimes.sentAt[0] ?? 0),
     resets: (load.typeTotals()[typeIndex('stream.reset')] as number) - resetsBefore,
+    health,
   }
+}
+
+/** How long the server kept an orchestrator's liveness probe waiting during a phase. */
+function healthRow(label: string, { latency, failures }: PhaseResult['health']): void {
+  row(
+    label,
+    'GET /health every 100 ms: round trip p50 / p99 / max (failures)',
+    `${ms(latency.p50)} / ${ms(latency.p99)} / ${ms(latency.max)} (${failures})`,
+  )
 }
 
 /** The most CPU other processes took in any phase, in % of one core. */
@@ -293,6 +308,7 @@ try {
       'server CPU time per item (its write + fan-out to every client)',
       ms(result.cost.serverCpuMs / options.events),
     )
+    healthRow(label, result.health)
     row(label, 'server RSS after', bytes(residentBytes(server.pid)))
     if (!result.complete || d.lost || d.duplicated || d.outOfOrder || d.unexpected) failed = true
     log(
@@ -344,6 +360,7 @@ try {
       'server CPU time per item (its write + fan-out to every client)',
       ms(result.cost.serverCpuMs / options.burst),
     )
+    healthRow(label, result.health)
     row(
       label,
       'server RSS after / peak (VmHWM)',

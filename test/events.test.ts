@@ -178,10 +178,28 @@ describe('stream.reset', () => {
     await client.waitForStoredCount(1)
     const afterGreeting = client.events.slice(1)
     expect(afterGreeting[0]).toEqual({
+      id: 20,
       type: 'stream.reset',
       data: { last_event_id: 2, oldest_available_id: 16 },
     })
     expect(client.stored.map((e) => e.id)).toEqual([21])
+  })
+
+  it('carries the id it resumes after, so reconnecting with it is not reset again', async () => {
+    server = await startServer({ overrides: { events: { retention_count: 5 } } })
+    await createItems(20)
+    await server.app.applyRetention()
+    const first = subscribe({ lastEventId: 2 })
+    await first.waitForEvent('stream.reset')
+    first.close()
+    await createItems(1, 'N')
+    // What EventSource resends: the last id it saw, else the one it had sent.
+    const lastSeen = first.events.filter((e) => e.id !== undefined).at(-1)?.id ?? 2
+    expect(lastSeen).toBe(20)
+    const again = subscribe({ lastEventId: lastSeen })
+    await again.waitForStoredCount(1)
+    expect(again.stored.map((e) => e.id)).toEqual([21])
+    expect(again.events.some((e) => e.type === 'stream.reset')).toBe(false)
   })
 
   it('replays normally from an id that is still retained', async () => {
@@ -202,6 +220,7 @@ describe('stream.reset', () => {
     await createItems(1, 'N')
     await client.waitForStoredCount(1)
     expect(client.events[1]).toEqual({
+      id: 2,
       type: 'stream.reset',
       data: { last_event_id: 9999, oldest_available_id: 1 },
     })
@@ -271,7 +290,7 @@ describe('slow consumers', () => {
     const resetAt = client.events.findIndex((e) => e.type === 'stream.reset')
     const before = client.events
       .slice(0, resetAt)
-      .filter((e) => e.id !== undefined)
+      .filter((e) => e.id !== undefined && e.type !== 'stream.reset')
       .map((e) => e.id)
     // What arrived before the reset is an unbroken prefix of the log.
     expect(before).toEqual(Array.from({ length: before.length }, (_, i) => i + 1))

@@ -128,13 +128,12 @@ export class SoakClient {
   }
 
   private receive(event: CapturedEvent): void {
-    if (event.id !== undefined) {
-      this.ids.push(event.id)
-      return
-    }
+    // stream.reset carries an id (where the stream resumes) but stands for no stored event.
     if (event.type === 'stream.reset') {
       this.resetsAt.push(this.ids.length)
       this.resetOnConnectionAt = this.ids.length
+    } else if (event.id !== undefined) {
+      this.ids.push(event.id)
     } else if (event.type === 'server.state') {
       const data = JSON.parse(event.data) as { mode: string; previous?: string }
       this.lastMode = data.mode

@@ -516,7 +516,10 @@ export class Broker {
 
   private writeReset(sub: Subscriber, lastEventId: number, reason: ResetReason): void {
     this.observer?.reset(reason)
+    // The reset carries the id it resumes after, so a client that reconnects before the next
+    // event resends that id and is not reset (and made to refetch) a second time.
     const reset = encodeEvent({
+      id: this.latest,
       type: 'stream.reset',
       data: { last_event_id: lastEventId, oldest_available_id: this.prunedThrough + 1 },
     })

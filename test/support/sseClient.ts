@@ -79,9 +79,9 @@ export class SseClient {
     return this.socket.destroyed || this.socket.readableEnded
   }
 
-  /** Events that carry an id (stored events), in arrival order. */
+  /** Stored events (they carry an id; stream.reset does too but stands for none), in order. */
   get stored(): ReceivedEvent[] {
-    return this.events.filter((e) => e.id !== undefined)
+    return this.events.filter((e) => e.id !== undefined && e.type !== 'stream.reset')
   }
 
   get lastId(): number | undefined {

@@ -180,9 +180,11 @@ describe('Broker', () => {
     await sink.until(() => sink.text().includes('stream.reset'))
     log.append(1)
     await broker.refresh()
-    await sink.until(() => sink.ids().length === 1)
-    expect(sink.text()).toContain('data: {"last_event_id":5,"oldest_available_id":41}')
-    expect(sink.ids()).toEqual([51])
+    await sink.until(() => sink.ids().length === 2)
+    expect(sink.text()).toContain(
+      'id: 50\nevent: stream.reset\ndata: {"last_event_id":5,"oldest_available_id":41}',
+    )
+    expect(sink.ids()).toEqual([50, 51])
   })
 
   it('applies type and part-number filters but advances past what it skips', async () => {
