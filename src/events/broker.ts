@@ -73,11 +73,6 @@ interface Subscriber {
   /** No filter: it can share the bytes written to every other such subscriber at its cursor. */
   unfiltered: boolean
   closed: boolean
-  /**
-   * Caught up and in the live set: new events are written to it by the broker's flush, in one
-   * loop over all live subscribers, without waking its pump.
-   */
-  live: boolean
   /** Set while the pump waits (live, or pausing after a read error); calling it wakes the pump. */
   wake: (() => void) | null
 }
@@ -179,6 +174,18 @@ function matches(entry: Entry, filter: SubscriptionFilter): boolean {
   return true
 }
 
+/** The longest a flush writes before letting the event loop answer others. */
+const FLUSH_SLICE_MS = 10
+
+/** One flush over the live set, possibly spread over several turns of the event loop. */
+interface FlushPass {
+  subscribers: Iterator<Subscriber>
+  /** When the pass began. */
+  at: number
+  /** Time spent writing so far, in milliseconds. */
+  busy: number
+}
+
 /** Log pages kept for subscribers behind the window (each at most `batchSize` events). */
 const PAGE_CACHE_SIZE = 8
 
@@ -202,8 +209,14 @@ export class Broker {
   private prunedThrough = 0
   private refreshing: Promise<void> | null = null
   private refreshAgain = false
+  /** A flush turn is queued. */
   private flushScheduled = false
-  private lastFlush = { at: 0, took: 0 }
+  /** The flush pass under way, spread over turns of the event loop. */
+  private pass: FlushPass | null = null
+  /** Events were taken while a pass was under way: another pass must follow it. */
+  private passAgain = false
+  /** When the last pass began and the time it spent writing, for pacing the next. */
+  private lastPass = { at: 0, busy: 0 }
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closed = false
   private observer: BrokerObserver | null = null
@@ -296,14 +309,18 @@ export class Broker {
   /**
    * Events are not written as they are taken: the committing request answers first, and events
    * committed before the flush runs share its writes. Fan-out gets at most half of the event
-   * loop: after a flush that took t ms, the next starts no sooner than 2t after that one began.
-   * A quiet server flushes at once; a busy one (thousands of clients, a stream of writes) sends
-   * fewer, larger writes, and its writers keep their share of the process.
+   * loop: after a pass that spent t ms writing, the next starts no sooner than 2t after that one
+   * began. A quiet server flushes at once; a busy one (thousands of clients, a stream of writes)
+   * sends fewer, larger writes, and its writers keep their share of the process.
    */
   private scheduleFlush(): void {
+    if (this.pass) {
+      this.passAgain = true
+      return
+    }
     if (this.flushScheduled) return
     this.flushScheduled = true
-    const wait = this.lastFlush.at + 2 * this.lastFlush.took - performance.now()
+    const wait = this.lastPass.at + 2 * this.lastPass.busy - performance.now()
     if (wait >= 1) setTimeout(() => this.flush(), wait).unref()
     else setImmediate(() => this.flush())
   }
@@ -357,7 +374,6 @@ export class Broker {
       filter,
       unfiltered: filter.types === undefined && filter.partNumber === undefined,
       closed: false,
-      live: false,
       wake: null,
     }
     const onClose = () => {
@@ -403,8 +419,8 @@ export class Broker {
       }
       if (sub.cursor >= this.latest) {
         await new Promise<void>((resolve) => {
+          // Caught up: the flush writes new events to it without waking this pump.
           sub.wake = resolve
-          sub.live = true
           this.live.add(sub)
         })
         sub.wake = null
@@ -433,17 +449,29 @@ export class Broker {
   }
 
   /**
-   * Writes new events to every live subscriber. Subscribers at the same cursor without a filter
-   * (nearly all of them) share one buffer. One that cannot take it all now (its socket pushes
-   * back, the backlog exceeds one batch, or it fell out of the window) leaves the live set and
-   * continues in its pump.
+   * Writes new events to every live subscriber, in turns of at most FLUSH_SLICE_MS so that
+   * requests and probes are answered between them even with thousands of clients. Subscribers
+   * at the same cursor without a filter (nearly all of them) share one buffer. One that cannot
+   * take it all now (its socket pushes back, the backlog exceeds one batch, or it fell out of
+   * the window) leaves the live set and continues in its pump.
    */
   private flush(): void {
     this.flushScheduled = false
     const started = performance.now()
+    const pass = (this.pass ??= { subscribers: this.live.values(), at: started, busy: 0 })
     const shared = new Map<number, Batch>()
     let delivered = 0
-    for (const sub of this.live) {
+    let visited = 0
+    let done = true
+    for (;;) {
+      if (++visited % 32 === 0 && performance.now() - started > FLUSH_SLICE_MS) {
+        // Set iterators stay valid across deletions and see members added later.
+        done = false
+        break
+      }
+      const next = pass.subscribers.next()
+      if (next.done) break
+      const sub = next.value
       if (sub.cursor >= this.latest || sub.closed) continue
       if (
         sub.sink.writableNeedDrain ||
@@ -463,13 +491,23 @@ export class Broker {
       if (sub.cursor < this.latest || sub.sink.writableNeedDrain) this.release(sub)
     }
     if (delivered > 0) this.observer?.delivered(delivered)
-    this.lastFlush = { at: started, took: performance.now() - started }
+    pass.busy += performance.now() - started
+    if (!done) {
+      this.flushScheduled = true
+      setImmediate(() => this.flush())
+      return
+    }
+    this.pass = null
+    this.lastPass = { at: pass.at, busy: pass.busy }
+    if (this.passAgain) {
+      this.passAgain = false
+      this.scheduleFlush()
+    }
   }
 
   /** Takes a subscriber out of the live set and wakes its pump. */
   private release(sub: Subscriber): void {
     this.live.delete(sub)
-    sub.live = false
     sub.wake?.()
   }
 

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Broker, type BrokerObserver, type ResetReason } from '../../src/events/broker.js'
@@ -351,5 +352,28 @@ describe('Broker observer', () => {
     expect(body).toBe(`${payload.length.toString(16)}\r\n${payload.toString()}\r\n`)
     expect(filtered.chunks.length - (before[1] as number)).toBe(1)
     expect(filtered.ids()).toEqual([2])
+  })
+
+  it('lets other work run between slices of a flush over many subscribers', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    // Each write takes 0.5 ms, as a busy kernel might: 100 subscribers take 50 ms in all.
+    class SlowSink extends RecordingSink {
+      override _write(chunk: Buffer, enc: BufferEncoding, cb: () => void): void {
+        const until = performance.now() + 0.5
+        while (performance.now() < until);
+        super._write(chunk, enc, cb)
+      }
+    }
+    const sinks = Array.from({ length: 100 }, () => new SlowSink())
+    for (const sink of sinks) void broker.subscribe(sink)
+    log.append(1)
+    await broker.publishCommitted(log.events)
+    const servedBeforeOthers = await new Promise<number>((resolve) =>
+      setImmediate(() => resolve(sinks.filter((s) => s.ids().length === 1).length)),
+    )
+    expect(servedBeforeOthers).toBeGreaterThan(0)
+    expect(servedBeforeOthers).toBeLessThan(100)
+    await Promise.all(sinks.map((s) => s.until(() => s.ids().length === 1)))
   })
 })
