@@ -18,16 +18,7 @@ import { ItemWriter, publishAtRate, publishBurst, type PublishTimes } from './li
 import { CostMeter, type PhaseCost } from './lib/cost.js'
 import { ProbeSampler } from './lib/probe.js'
 import { peakResidentBytes, residentBytes } from './lib/procfs.js'
-import {
-  appendSection,
-  bytes,
-  count,
-  markdownTable,
-  ms,
-  percent,
-  runContext,
-  textTable,
-} from './lib/report.js'
+import { bytes, count, ms, percent, publishRun } from './lib/report.js'
 import { ROOT, SiloServer } from './lib/server.js'
 import { createdIds, SseLoad, typeIndex } from './lib/sseLoad.js'
 
@@ -402,27 +393,18 @@ try {
 const other = load.typeTotals()[typeIndex('other')] as number
 if (other > 0) row('all', 'events of unknown type', count(other))
 
-const context = runContext(ROOT)
-process.stdout.write(`\n${textTable([['phase', 'figure', 'value'], ...rows])}\n\n`)
-process.stdout.write(
-  `${context.cpuModel}, ${context.cores} cores, ${context.memory}; node ${context.node}; silo ${context.commit}\n`,
-)
-
-if (!args['no-report'] && rows.length > 0) {
-  const section = `## ${context.date} — SSE fan-out, ${count(options.clients)} clients${failed ? ' (run had failures)' : ''}
-
-- Command: \`${commandLine()}\`
-- Options: ${count(options.clients)} clients, ${options.rate}/s × ${count(options.events)} items, burst of ${count(options.burst)} with ${options.writers} writers, ${options.idleMs / 1000} s idle window
-- Machine: ${context.cpuModel}, ${context.cores} cores, ${context.memory} RAM, ${context.kernel}
-- Node: ${context.node}
-- silo: ${context.commit}
-- Server: \`node --inspect=127.0.0.1:0 dist/main.js\`, PGlite + filesystem storage in a fresh temp folder, log level warn; the load client runs on the same cores
-- Other load: ${mostOtherCpu < 25 ? `other processes took at most ${percent(mostOtherCpu)} of one core in any phase` : `**other processes took up to ${percent(mostOtherCpu)} of one core (of 200 %) during this run: the server's figures are skewed by it**`}
-
-${markdownTable(['phase', 'figure', 'value'], rows)}
-`
-  appendSection(args.report as string, section)
-  log(`appended to ${args.report}`)
-}
+publishRun(ROOT, {
+  title: `SSE fan-out, ${count(options.clients)} clients`,
+  failed,
+  command: commandLine(),
+  options: `${count(options.clients)} clients, ${options.rate}/s × ${count(options.events)} items, burst of ${count(options.burst)} with ${options.writers} writers, ${options.idleMs / 1000} s idle window`,
+  notes: [
+    'Server: `node --inspect=127.0.0.1:0 dist/main.js`, PGlite + filesystem storage in a fresh temp folder, log level warn; the load client runs on the same cores',
+    `Other load: ${mostOtherCpu < 25 ? `other processes took at most ${percent(mostOtherCpu)} of one core in any phase` : `**other processes took up to ${percent(mostOtherCpu)} of one core (of 200 %) during this run: the server's figures are skewed by it**`}`,
+  ],
+  headers: ['phase', 'figure', 'value'],
+  rows,
+  report: args['no-report'] ? undefined : (args.report as string),
+})
 
 process.exit(failed ? 1 : 0)

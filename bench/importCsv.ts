@@ -15,15 +15,7 @@ import { performance } from 'node:perf_hooks'
 import { Pool } from 'undici'
 import { analyseDeliveries, type DeliveryReport } from './lib/deliveries.js'
 import { cpuTimeMs, peakResidentBytes, residentBytes } from './lib/procfs.js'
-import {
-  appendSection,
-  bytes,
-  count,
-  markdownTable,
-  ms,
-  runContext,
-  textTable,
-} from './lib/report.js'
+import { bytes, count, ms, publishRun } from './lib/report.js'
 import { benchArgs, numberArg } from './lib/cli.js'
 import { ROOT, SiloServer } from './lib/server.js'
 import { readEvents, SseLoad, typeIndex, type EventType } from './lib/sseLoad.js'
@@ -253,27 +245,18 @@ try {
   await server.stop()
 }
 
-const context = runContext(ROOT)
-process.stdout.write(`\n${textTable([['phase', 'figure', 'value'], ...rows])}\n\n`)
-process.stdout.write(
-  `${context.cpuModel}, ${context.cores} cores, ${context.memory}; node ${context.node}; silo ${context.commit}\n`,
-)
-
-if (!args['no-report'] && rows.length > 0) {
-  const section = `## ${context.date} — CSV import, ${count(rowCount)} rows, ${count(clientCount)} SSE client${clientCount === 1 ? '' : 's'}${failed ? ' (run had failures)' : ''}
-
-- Command: \`${commandLine()}\`
-- Options: ${count(rowCount)} rows, ${count(clientCount)} SSE clients connected before the import, events.memory_window ${memoryWindow ?? 'default (4096)'}
-- Machine: ${context.cpuModel}, ${context.cores} cores, ${context.memory} RAM, ${context.kernel}
-- Node: ${context.node}
-- silo: ${context.commit}
-- Server: \`node dist/main.js\`, PGlite + filesystem storage in a fresh temp folder, log level warn; the clients run on the same cores
-- Load average (1 min) at start / end: ${loadAtStart.toFixed(2)} / ${(loadavg()[0] as number).toFixed(2)}
-
-${markdownTable(['phase', 'figure', 'value'], rows)}
-`
-  appendSection(args.report as string, section)
-  log(`appended to ${args.report}`)
-}
+publishRun(ROOT, {
+  title: `CSV import, ${count(rowCount)} rows, ${count(clientCount)} SSE client${clientCount === 1 ? '' : 's'}`,
+  failed,
+  command: commandLine(),
+  options: `${count(rowCount)} rows, ${count(clientCount)} SSE clients connected before the import, events.memory_window ${memoryWindow ?? 'default (4096)'}`,
+  notes: [
+    'Server: `node dist/main.js`, PGlite + filesystem storage in a fresh temp folder, log level warn; the clients run on the same cores',
+    `Load average (1 min) at start / end: ${loadAtStart.toFixed(2)} / ${(loadavg()[0] as number).toFixed(2)}`,
+  ],
+  headers: ['phase', 'figure', 'value'],
+  rows,
+  report: args['no-report'] ? undefined : (args.report as string),
+})
 
 process.exit(failed ? 1 : 0)

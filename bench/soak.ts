@@ -17,7 +17,7 @@ import { benchArgs, numberArg } from './lib/cli.js'
 import { checkOpenFileLimit } from './lib/fdLimit.js'
 import { withInspector } from './lib/inspector.js'
 import { peakResidentBytes, residentBytes } from './lib/procfs.js'
-import { appendSection, bytes, count, markdownTable, runContext, textTable } from './lib/report.js'
+import { bytes, count, publishRun } from './lib/report.js'
 import { ROOT, SiloServer } from './lib/server.js'
 import { ItemChurn } from './soak/itemChurn.js'
 import { Random } from './soak/random.js'
@@ -338,26 +338,18 @@ try {
   await s3.close()
 }
 
-const context = runContext(ROOT)
-process.stdout.write(`\n${textTable([['figure', 'value'], ...rows])}\n\n`)
-process.stdout.write(
-  `${context.cpuModel}, ${context.cores} cores, ${context.memory}; node ${context.node}; silo ${context.commit}; seed ${options.seed}\n`,
-)
-
-if (!args['no-report'] && rows.length > 0) {
-  const section = `## ${context.date} — Soak with faults, ${options.runMs / 60_000} min, ${count(options.clients)} clients${failed ? ' (run had failures)' : ''}
-
-- Command: \`${commandLine()}\`
-- Options: ${options.runMs / 60_000} min, ${count(options.clients)} clients (half at the start, the rest joining over the run), ${options.writers} writers at ${options.rate} writes/s (create / PATCH / DELETE), seed ${options.seed}
-- Server: \`node --inspect=127.0.0.1:0 dist/main.js\`, PGlite in a fresh temp folder, s3rver as \`storage.minio\` (health every ${HEALTH_INTERVAL}, failure threshold ${FAILURE_THRESHOLD}), events retention ${count(RETENTION_COUNT)} pruned every ${PRUNE_INTERVAL}; memory before clients is read after a ${WARM_UP_MS / 1000} s writer warm-up
-- Machine: ${context.cpuModel}, ${context.cores} cores, ${context.memory} RAM, ${context.kernel}
-- Node: ${context.node}
-- silo: ${context.commit}
-
-${markdownTable(['figure', 'value'], rows)}
-`
-  appendSection(args.report as string, section)
-  log(`appended to ${args.report}`)
-}
+publishRun(ROOT, {
+  title: `Soak with faults, ${options.runMs / 60_000} min, ${count(options.clients)} clients`,
+  failed,
+  command: commandLine(),
+  options: `${options.runMs / 60_000} min, ${count(options.clients)} clients (half at the start, the rest joining over the run), ${options.writers} writers at ${options.rate} writes/s (create / PATCH / DELETE), seed ${options.seed}`,
+  notes: [
+    `Server: \`node --inspect=127.0.0.1:0 dist/main.js\`, PGlite in a fresh temp folder, s3rver as \`storage.minio\` (health every ${HEALTH_INTERVAL}, failure threshold ${FAILURE_THRESHOLD}), events retention ${count(RETENTION_COUNT)} pruned every ${PRUNE_INTERVAL}; memory before clients is read after a ${WARM_UP_MS / 1000} s writer warm-up`,
+  ],
+  headers: ['figure', 'value'],
+  rows,
+  report: args['no-report'] ? undefined : (args.report as string),
+  suffix: `; seed ${options.seed}`,
+})
 
 process.exit(failed ? 1 : 0)

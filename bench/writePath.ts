@@ -14,15 +14,7 @@ import { benchArgs, numberArg } from './lib/cli.js'
 import { CostMeter, type PhaseCost } from './lib/cost.js'
 import { checkOpenFileLimit } from './lib/fdLimit.js'
 import { ItemWriter, publishBurst, type PublishTimes } from './lib/itemWriter.js'
-import {
-  appendSection,
-  count,
-  markdownTable,
-  ms,
-  percent,
-  runContext,
-  textTable,
-} from './lib/report.js'
+import { count, ms, percent, publishRun } from './lib/report.js'
 import { ROOT, SiloServer } from './lib/server.js'
 import { createdIds, SseLoad, typeIndex } from './lib/sseLoad.js'
 
@@ -166,27 +158,18 @@ try {
   await server.stop()
 }
 
-const context = runContext(ROOT)
-process.stdout.write(`\n${textTable([['phase', 'figure', 'value'], ...rows])}\n\n`)
-process.stdout.write(
-  `${context.cpuModel}, ${context.cores} cores, ${context.memory}; node ${context.node}; silo ${context.commit}\n`,
-)
-
-if (!args['no-report'] && rows.length > 0) {
-  const command = `npm run build --silent && npx tsx bench/writePath.ts ${process.argv.slice(2).join(' ')}`
-  const section = `## ${context.date} — write path, ${count(options.items)} creates × 3 phases, ${count(options.clients)} subscribers in the middle one${failed ? ' (run had failures)' : ''}
-
-- Command: \`${command.trim()}\`
-- Options: ${count(options.items)} items per phase after ${count(options.warmup)} warm-up creates, ${options.writers} concurrent writers, ${count(options.clients)} SSE subscribers in the middle phase
-- Machine: ${context.cpuModel}, ${context.cores} cores, ${context.memory} RAM, ${context.kernel}
-- Node: ${context.node}
-- silo: ${context.commit}
-- Server: \`node dist/main.js\`, PGlite + filesystem storage in a fresh temp folder, log level warn; writers and subscribers run in the load client on the same cores
-
-${markdownTable(['phase', 'figure', 'value'], rows)}
-`
-  appendSection(args.report as string, section)
-  log(`appended to ${args.report}`)
-}
+publishRun(ROOT, {
+  title: `write path, ${count(options.items)} creates × 3 phases, ${count(options.clients)} subscribers in the middle one`,
+  failed,
+  command:
+    `npm run build --silent && npx tsx bench/writePath.ts ${process.argv.slice(2).join(' ')}`.trim(),
+  options: `${count(options.items)} items per phase after ${count(options.warmup)} warm-up creates, ${options.writers} concurrent writers, ${count(options.clients)} SSE subscribers in the middle phase`,
+  notes: [
+    'Server: `node dist/main.js`, PGlite + filesystem storage in a fresh temp folder, log level warn; writers and subscribers run in the load client on the same cores',
+  ],
+  headers: ['phase', 'figure', 'value'],
+  rows,
+  report: args['no-report'] ? undefined : (args.report as string),
+})
 
 process.exit(failed ? 1 : 0)

@@ -145,3 +145,47 @@ export function appendSection(path: string, section: string): void {
   if (!existsSync(path)) writeFileSync(path, INTRO)
   appendFileSync(path, `\n${section.trim()}\n`)
 }
+
+/** One run's figures and how it was made, as printed and recorded. */
+export interface RunRecord {
+  /** The section title after the date, e.g. "SSE fan-out, 1,000 clients". */
+  title: string
+  failed: boolean
+  command: string
+  options: string
+  /** Further bullets after the machine, node and commit (server set-up, other load). */
+  notes: string[]
+  headers: string[]
+  rows: string[][]
+  /** Where the section is appended; undefined only prints. */
+  report: string | undefined
+  /** Printed after the commit on the summary line (e.g. the soak's seed). */
+  suffix?: string
+}
+
+/**
+ * Prints the table and where it ran; appends it to `report` with the machine, node version and
+ * commit, so every recorded figure says what produced it.
+ */
+export function publishRun(root: string, run: RunRecord): void {
+  const context = runContext(root)
+  process.stdout.write(`\n${textTable([run.headers, ...run.rows])}\n\n`)
+  process.stdout.write(
+    `${context.cpuModel}, ${context.cores} cores, ${context.memory}; node ${context.node}; silo ${context.commit}${run.suffix ?? ''}\n`,
+  )
+  if (run.report === undefined || run.rows.length === 0) return
+  const section = [
+    `## ${context.date} — ${run.title}${run.failed ? ' (run had failures)' : ''}`,
+    '',
+    `- Command: \`${run.command}\``,
+    `- Options: ${run.options}`,
+    `- Machine: ${context.cpuModel}, ${context.cores} cores, ${context.memory} RAM, ${context.kernel}`,
+    `- Node: ${context.node}`,
+    `- silo: ${context.commit}`,
+    ...run.notes.map((note) => `- ${note}`),
+    '',
+    markdownTable(run.headers, run.rows),
+  ].join('\n')
+  appendSection(run.report, section)
+  process.stderr.write(`appended to ${run.report}\n`)
+}
