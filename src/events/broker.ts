@@ -174,16 +174,31 @@ function matches(entry: Entry, filter: SubscriptionFilter): boolean {
   return true
 }
 
-/** The longest a flush writes before letting the event loop answer others. */
+/** The longest one slice of a flush or heartbeat writes before the event loop answers others. */
 const FLUSH_SLICE_MS = 10
 
-/** One flush over the live set, possibly spread over several turns of the event loop. */
-interface FlushPass {
-  subscribers: Iterator<Subscriber>
-  /** When the pass began. */
-  at: number
-  /** Time spent writing so far, in milliseconds. */
-  busy: number
+/**
+ * Calls `visit` for each item, at most FLUSH_SLICE_MS at a time: then it lets the event loop
+ * answer others and goes on where it stopped (Set iterators stay valid across deletions and see
+ * members added later). `sliceDone` gets each slice's duration and whether it was the last.
+ */
+function sliced<T>(
+  items: Iterator<T>,
+  visit: (item: T) => void,
+  sliceDone: (ms: number, finished: boolean) => void = () => {},
+): void {
+  const started = performance.now()
+  for (let visited = 1; ; visited++) {
+    if (visited % 32 === 0 && performance.now() - started > FLUSH_SLICE_MS) {
+      sliceDone(performance.now() - started, false)
+      setImmediate(() => sliced(items, visit, sliceDone))
+      return
+    }
+    const next = items.next()
+    if (next.done) break
+    visit(next.value)
+  }
+  sliceDone(performance.now() - started, true)
 }
 
 /** Log pages kept for subscribers behind the window (each at most `batchSize` events). */
@@ -211,8 +226,8 @@ export class Broker {
   private refreshAgain = false
   /** A flush turn is queued. */
   private flushScheduled = false
-  /** The flush pass under way, spread over turns of the event loop. */
-  private pass: FlushPass | null = null
+  /** The flush pass under way (it may span turns of the event loop): when it began, time spent. */
+  private pass: { at: number; busy: number } | null = null
   /** Events were taken while a pass was under way: another pass must follow it. */
   private passAgain = false
   /** When the last pass began and the time it spent writing, for pacing the next. */
@@ -449,60 +464,54 @@ export class Broker {
   }
 
   /**
-   * Writes new events to every live subscriber, in turns of at most FLUSH_SLICE_MS so that
-   * requests and probes are answered between them even with thousands of clients. Subscribers
-   * at the same cursor without a filter (nearly all of them) share one buffer. One that cannot
-   * take it all now (its socket pushes back, the backlog exceeds one batch, or it fell out of
-   * the window) leaves the live set and continues in its pump.
+   * Writes new events to every live subscriber, in slices (see `sliced`) so that requests and
+   * probes are answered in between even with thousands of clients. Subscribers at the same
+   * cursor without a filter (nearly all of them) share one buffer. One that cannot take it all
+   * now (its socket pushes back, the backlog exceeds one batch, or it fell out of the window)
+   * leaves the live set and continues in its pump.
    */
   private flush(): void {
     this.flushScheduled = false
-    const started = performance.now()
-    const pass = (this.pass ??= { subscribers: this.live.values(), at: started, busy: 0 })
-    const shared = new Map<number, Batch>()
+    const pass = { at: performance.now(), busy: 0 }
+    this.pass = pass
+    // Per slice: events taken between slices make earlier batches short.
+    let shared = new Map<number, Batch>()
     let delivered = 0
-    let visited = 0
-    let done = true
-    for (;;) {
-      if (++visited % 32 === 0 && performance.now() - started > FLUSH_SLICE_MS) {
-        // Set iterators stay valid across deletions and see members added later.
-        done = false
-        break
-      }
-      const next = pass.subscribers.next()
-      if (next.done) break
-      const sub = next.value
-      if (sub.cursor >= this.latest || sub.closed) continue
-      if (
-        sub.sink.writableNeedDrain ||
-        sub.cursor < this.prunedThrough ||
-        !this.window.covers(sub.cursor)
-      ) {
-        this.release(sub)
-        continue
-      }
-      let batch = sub.unfiltered ? shared.get(sub.cursor) : undefined
-      if (!batch) {
-        const entries = this.window.after(sub.cursor, this.batchSize)
-        batch = batchOf(entries, sub.unfiltered ? null : sub.filter)
-        if (sub.unfiltered) shared.set(sub.cursor, batch)
-      }
-      delivered += this.deliver(sub, batch, false)
-      if (sub.cursor < this.latest || sub.sink.writableNeedDrain) this.release(sub)
-    }
-    if (delivered > 0) this.observer?.delivered(delivered)
-    pass.busy += performance.now() - started
-    if (!done) {
-      this.flushScheduled = true
-      setImmediate(() => this.flush())
-      return
-    }
-    this.pass = null
-    this.lastPass = { at: pass.at, busy: pass.busy }
-    if (this.passAgain) {
-      this.passAgain = false
-      this.scheduleFlush()
-    }
+    sliced(
+      this.live.values(),
+      (sub) => {
+        if (sub.cursor >= this.latest || sub.closed) return
+        if (
+          sub.sink.writableNeedDrain ||
+          sub.cursor < this.prunedThrough ||
+          !this.window.covers(sub.cursor)
+        ) {
+          this.release(sub)
+          return
+        }
+        let batch = sub.unfiltered ? shared.get(sub.cursor) : undefined
+        if (!batch) {
+          const entries = this.window.after(sub.cursor, this.batchSize)
+          batch = batchOf(entries, sub.unfiltered ? null : sub.filter)
+          if (sub.unfiltered) shared.set(sub.cursor, batch)
+        }
+        delivered += this.deliver(sub, batch, false)
+        if (sub.cursor < this.latest || sub.sink.writableNeedDrain) this.release(sub)
+      },
+      (ms, finished) => {
+        if (delivered > 0) this.observer?.delivered(delivered)
+        delivered = 0
+        shared = new Map()
+        pass.busy += ms
+        if (!finished) return
+        this.pass = null
+        this.lastPass = pass
+        if (this.passAgain) {
+          this.passAgain = false
+          this.scheduleFlush()
+        }
+      },
+    )
   }
 
   /** Takes a subscriber out of the live set and wakes its pump. */
@@ -596,9 +605,9 @@ export class Broker {
   /** Keeps idle connections (and the proxies on their way) from timing out. */
   private heartbeat(): void {
     const bytes = new FramedOnce(HEARTBEAT)
-    for (const sub of this.live) {
-      if (!sub.sink.writableNeedDrain) sub.sink.write(bytes.for(sub.framing))
-    }
+    sliced(this.live.values(), (sub) => {
+      if (!sub.closed && !sub.sink.writableNeedDrain) sub.sink.write(bytes.for(sub.framing))
+    })
   }
 
   /** Sends an event that is not stored and has no id (server.state) to every subscriber. */

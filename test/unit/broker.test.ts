@@ -354,17 +354,18 @@ describe('Broker observer', () => {
     expect(filtered.ids()).toEqual([2])
   })
 
+  // Each write takes 0.5 ms, as a busy kernel might: 100 subscribers take 50 ms in all.
+  class SlowSink extends RecordingSink {
+    override _write(chunk: Buffer, enc: BufferEncoding, cb: () => void): void {
+      const until = performance.now() + 0.5
+      while (performance.now() < until);
+      super._write(chunk, enc, cb)
+    }
+  }
+
   it('lets other work run between slices of a flush over many subscribers', async () => {
     const log = new MemoryLog()
     const broker = await brokerOn(log)
-    // Each write takes 0.5 ms, as a busy kernel might: 100 subscribers take 50 ms in all.
-    class SlowSink extends RecordingSink {
-      override _write(chunk: Buffer, enc: BufferEncoding, cb: () => void): void {
-        const until = performance.now() + 0.5
-        while (performance.now() < until);
-        super._write(chunk, enc, cb)
-      }
-    }
     const sinks = Array.from({ length: 100 }, () => new SlowSink())
     for (const sink of sinks) void broker.subscribe(sink)
     log.append(1)
@@ -375,5 +376,22 @@ describe('Broker observer', () => {
     expect(servedBeforeOthers).toBeGreaterThan(0)
     expect(servedBeforeOthers).toBeLessThan(100)
     await Promise.all(sinks.map((s) => s.until(() => s.ids().length === 1)))
+  })
+
+  it('lets other work run between slices of a heartbeat to many subscribers', async () => {
+    const log = new MemoryLog()
+    const broker = new Broker({ source: log, windowSize: 64, retryMs: 1000, heartbeatMs: 50 })
+    await broker.start()
+    brokers.push(broker)
+    const sinks = Array.from({ length: 100 }, () => new SlowSink())
+    for (const sink of sinks) void broker.subscribe(sink)
+    const beat = (sink: RecordingSink) => sink.text().includes('event: heartbeat')
+    await (sinks[0] as SlowSink).until(() => beat(sinks[0] as SlowSink))
+    const beatenBeforeOthers = await new Promise<number>((resolve) =>
+      setImmediate(() => resolve(sinks.filter(beat).length)),
+    )
+    expect(beatenBeforeOthers).toBeGreaterThan(0)
+    expect(beatenBeforeOthers).toBeLessThan(100)
+    await Promise.all(sinks.map((s) => s.until(() => beat(s))))
   })
 })
