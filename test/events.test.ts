@@ -381,4 +381,22 @@ describe('while shutting down', () => {
       await s.close().catch(() => {})
     }
   })
+  it('a connection that never sends a request does not hold the close up', async () => {
+    server = await startServer()
+    const client = subscribe()
+    await client.waitForEvent('server.state')
+    // A client's spare connection: open, silent. Node counts it as a request under way.
+    const silent = connect(server.port, '127.0.0.1')
+    silent.on('error', () => {})
+    const silentClosed = new Promise((resolve) => silent.once('close', resolve))
+    await vi.waitFor(async () => {
+      const count = await new Promise<number>((resolve, reject) =>
+        server.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+      )
+      expect(count).toBe(2)
+    })
+    await server.close()
+    await silentClosed
+    expect(client.events.at(-1)).toEqual({ type: 'server.state', data: { mode: 'shutting-down' } })
+  })
 })

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
 import { ModeMachine } from '../state/modeMachine.js'
@@ -100,11 +101,27 @@ export default fp<{ storage: ObjectStorage; config: Config }>(
         )
       : async () => {}
     await storageMonitor.start()
+    // A connection that a client opened but never sent a request on would hold the close up
+    // for good: Node counts it as a request under way, and stops enforcing headersTimeout once
+    // closing. While draining, one that has read nothing over a whole sweep is destroyed.
+    const sockets = new Set<Socket>()
+    app.server.on('connection', (socket: Socket) => {
+      sockets.add(socket)
+      socket.once('close', () => sockets.delete(socket))
+    })
+    let silentSweep: NodeJS.Timeout | undefined
     app.addHook('preClose', async () => {
       state.beginShutdown()
+      let silent: Socket[] = []
+      silentSweep = setInterval(() => {
+        for (const socket of silent) if (socket.bytesRead === 0) socket.destroy()
+        silent = [...sockets].filter((socket) => socket.bytesRead === 0)
+      }, 100)
+      silentSweep.unref()
       await unlisten()
     })
     app.addHook('onClose', async () => {
+      clearInterval(silentSweep)
       storageMonitor.stop()
       await storage.close()
     })
