@@ -12,14 +12,14 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { analyseDeliveries, distribution, type DeliveryReport } from './lib/deliveries.js'
 import { benchArgs, numberArg } from './lib/cli.js'
-import { checkOpenFileLimit } from './lib/fdLimit.js'
+import { requireOpenFilesFor } from './lib/fdLimit.js'
 import { withInspector } from './lib/inspector.js'
 import { ItemWriter, publishAtRate, publishBurst, type PublishTimes } from './lib/itemWriter.js'
 import { CostMeter, type PhaseCost } from './lib/cost.js'
 import { ProbeSampler } from './lib/probe.js'
 import { peakResidentBytes, residentBytes } from './lib/procfs.js'
 import { bytes, count, ms, percent, publishRun } from './lib/report.js'
-import { ROOT, SiloServer } from './lib/server.js'
+import { ROOT, SiloServer, stopOnSignals } from './lib/server.js'
 import { createdIds, SseLoad, typeIndex } from './lib/sseLoad.js'
 
 const USAGE = `usage: npm run bench -- [options]
@@ -63,12 +63,7 @@ const options = {
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
 
-// Both processes hold one descriptor per connection, plus the database, writers and slack.
-const fdLimit = checkOpenFileLimit(options.clients + 256)
-if (!fdLimit.ok) {
-  process.stderr.write(`${fdLimit.message}\n`)
-  process.exit(2)
-}
+requireOpenFilesFor(options.clients)
 
 /** What the command line looked like, for the record. */
 function commandLine(): string {
@@ -97,11 +92,7 @@ const server = await SiloServer.start({
   inspect: true,
 })
 log(`silo pid ${server.pid} at ${server.url} (mode ${server.mode}); data in ${server.dataDir}`)
-const stopOnSignal = () => {
-  void server.stop().finally(() => process.exit(130))
-}
-process.once('SIGINT', stopOnSignal)
-process.once('SIGTERM', stopOnSignal)
+stopOnSignals(() => server.stop())
 
 const writer = new ItemWriter(server.url, server.adminToken, options.writers)
 const load = new SseLoad({ baseUrl: server.url, token: server.adminToken })

@@ -17,7 +17,7 @@ import { analyseDeliveries, type DeliveryReport } from './lib/deliveries.js'
 import { cpuTimeMs, peakResidentBytes, residentBytes } from './lib/procfs.js'
 import { bytes, count, ms, publishRun } from './lib/report.js'
 import { benchArgs, numberArg } from './lib/cli.js'
-import { ROOT, SiloServer } from './lib/server.js'
+import { ROOT, SiloServer, stopOnSignals } from './lib/server.js'
 import { readEvents, SseLoad, typeIndex, type EventType } from './lib/sseLoad.js'
 
 const USAGE = `usage: npm run build --silent && npx tsx bench/importCsv.ts [options]
@@ -66,9 +66,7 @@ const server = await SiloServer.start({
   env: memoryWindow === undefined ? {} : { SILO_EVENTS_MEMORY_WINDOW: String(memoryWindow) },
 })
 log(`server pid ${server.pid} at ${server.url}`)
-const stopOnSignal = () => void server.stop().finally(() => process.exit(130))
-process.once('SIGINT', stopOnSignal)
-process.once('SIGTERM', stopOnSignal)
+stopOnSignals(() => server.stop())
 
 const http = new Pool(server.url, { connections: 2 })
 const auth = { authorization: `Bearer ${server.adminToken}` }

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { benchArgs, numberArg } from './lib/cli.js'
-import { checkOpenFileLimit } from './lib/fdLimit.js'
+import { requireOpenFilesFor } from './lib/fdLimit.js'
 import {
   appendSection,
   bytes,
@@ -25,7 +25,7 @@ import {
   runContext,
   textTable,
 } from './lib/report.js'
-import { ROOT } from './lib/server.js'
+import { ROOT, stopOnSignals } from './lib/server.js'
 import {
   loadAverage,
   measureServer,
@@ -91,11 +91,7 @@ for (const name of servers) {
 
 const log = (message: string) => process.stderr.write(`[peers] ${message}\n`)
 
-const fdLimit = checkOpenFileLimit(options.clients + 256)
-if (!fdLimit.ok) {
-  process.stderr.write(`${fdLimit.message}\n`)
-  process.exit(2)
-}
+requireOpenFilesFor(options.clients)
 
 function packageVersion(name: string): string {
   const json = readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')
@@ -122,11 +118,7 @@ const starters: Record<ServerName, () => Promise<BenchServer>> = {
 const results: ServerFigures[] = []
 const descriptions: string[] = []
 let running: BenchServer | null = null
-const stopOnSignal = () => {
-  void (running?.stop() ?? Promise.resolve()).finally(() => process.exit(130))
-}
-process.once('SIGINT', stopOnSignal)
-process.once('SIGTERM', stopOnSignal)
+stopOnSignals(() => running?.stop())
 
 let failed = false
 for (const name of servers) {

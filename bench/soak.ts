@@ -14,11 +14,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { startS3, S3_ACCESS_KEY, S3_SECRET_KEY } from '../test/support/s3.js'
 import { benchArgs, numberArg } from './lib/cli.js'
-import { checkOpenFileLimit } from './lib/fdLimit.js'
+import { requireOpenFilesFor } from './lib/fdLimit.js'
 import { withInspector } from './lib/inspector.js'
 import { peakResidentBytes, residentBytes } from './lib/procfs.js'
 import { bytes, count, publishRun } from './lib/report.js'
-import { ROOT, SiloServer } from './lib/server.js'
+import { ROOT, SiloServer, stopOnSignals } from './lib/server.js'
 import { ItemChurn } from './soak/itemChurn.js'
 import { Random } from './soak/random.js'
 import { readRetainedLog } from './soak/retainedLog.js'
@@ -63,11 +63,7 @@ const FENCE = 'SOAK-FENCE'
 
 const log = (message: string) => process.stderr.write(`[soak] ${message}\n`)
 
-const fdLimit = checkOpenFileLimit(options.clients + 256)
-if (!fdLimit.ok) {
-  process.stderr.write(`${fdLimit.message}\n`)
-  process.exit(2)
-}
+requireOpenFilesFor(options.clients)
 
 function commandLine(): string {
   return `npm run build --silent && npx tsx bench/soak.ts ${process.argv.slice(2).join(' ')}`.trim()
@@ -91,6 +87,7 @@ const server = await SiloServer.start({
   },
 })
 log(`silo pid ${server.pid} at ${server.url} (mode ${server.mode}); s3rver on port ${s3.port}`)
+stopOnSignals(() => server.stop())
 
 interface Ready {
   mode: string

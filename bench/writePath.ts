@@ -12,10 +12,10 @@
 import { analyseDeliveries, distribution } from './lib/deliveries.js'
 import { benchArgs, numberArg } from './lib/cli.js'
 import { CostMeter, type PhaseCost } from './lib/cost.js'
-import { checkOpenFileLimit } from './lib/fdLimit.js'
+import { requireOpenFilesFor } from './lib/fdLimit.js'
 import { ItemWriter, publishBurst, type PublishTimes } from './lib/itemWriter.js'
 import { count, ms, percent, publishRun } from './lib/report.js'
-import { ROOT, SiloServer } from './lib/server.js'
+import { ROOT, SiloServer, stopOnSignals } from './lib/server.js'
 import { createdIds, SseLoad, typeIndex } from './lib/sseLoad.js'
 
 const USAGE = `usage: npm run build --silent && npx tsx bench/writePath.ts [options]
@@ -45,17 +45,11 @@ const options = {
 
 const log = (message: string) => process.stderr.write(`[writePath] ${message}\n`)
 
-const fdLimit = checkOpenFileLimit(options.clients + 256)
-if (!fdLimit.ok) {
-  process.stderr.write(`${fdLimit.message}\n`)
-  process.exit(2)
-}
+requireOpenFilesFor(options.clients)
 
 const server = await SiloServer.start()
 log(`silo pid ${server.pid} at ${server.url}`)
-const stopOnSignal = () => void server.stop().finally(() => process.exit(130))
-process.once('SIGINT', stopOnSignal)
-process.once('SIGTERM', stopOnSignal)
+stopOnSignals(() => server.stop())
 
 const writer = new ItemWriter(server.url, server.adminToken, options.writers)
 const load = new SseLoad({ baseUrl: server.url, token: server.adminToken })

@@ -7,7 +7,7 @@ import { openFileLimit } from './procfs.js'
  * shell can lower it but only root (or the container's settings) can raise it. Returns the
  * limit in force, or an explanation of what to change.
  */
-export function checkOpenFileLimit(needed: number): { ok: true } | { ok: false; message: string } {
+function checkOpenFileLimit(needed: number): { ok: true } | { ok: false; message: string } {
   const { soft, hard } = openFileLimit()
   if (soft >= needed) return { ok: true }
   return {
@@ -17,4 +17,15 @@ export function checkOpenFileLimit(needed: number): { ok: true } | { ok: false; 
       `(hard ${hard}): raise it (\`ulimit -n ${needed}\` as root, /etc/security/limits.conf, ` +
       "or the container's nofile setting) or use fewer --clients",
   }
+}
+
+/**
+ * Exits (status 2, with the explanation) unless both processes may hold `clients` connections
+ * plus the database, writers and some slack.
+ */
+export function requireOpenFilesFor(clients: number): void {
+  const limit = checkOpenFileLimit(clients + 256)
+  if (limit.ok) return
+  process.stderr.write(`${limit.message}\n`)
+  process.exit(2)
 }

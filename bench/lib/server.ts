@@ -7,6 +7,15 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { INSPECTOR_URL } from './inspector.js'
 
+/** On Ctrl-C or SIGTERM, stops what `stop` stops (the server under test) and exits 130. */
+export function stopOnSignals(stop: () => Promise<unknown> | undefined): void {
+  const onSignal = () => {
+    void (stop() ?? Promise.resolve()).finally(() => process.exit(130))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+}
+
 /** The repository root (bench/lib/ is two levels below it). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const MAIN_JS = join(ROOT, 'dist', 'main.js')
