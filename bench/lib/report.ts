@@ -22,6 +22,24 @@ function git(root: string, args: string[]): string {
   }
 }
 
+/**
+ * The commit, and whether src/ differed from it, as the run began: dist/ is built then, and
+ * src/ edited during a long run must not relabel its figures.
+ */
+const commitAtStart = new Map<string, string>()
+
+function describeCommit(root: string): string {
+  const commit = git(root, ['rev-parse', '--short', 'HEAD']) || 'unknown'
+  // dist/ is built from the working tree, which may differ from the commit.
+  const dirty = git(root, ['status', '--porcelain', '--', 'src']) !== ''
+  return dirty ? `${commit} (with uncommitted changes in src/)` : commit
+}
+
+/** Notes the commit for `root` now (call as the run starts); runContext reports this one. */
+export function noteCommitAtStart(root: string): void {
+  if (!commitAtStart.has(root)) commitAtStart.set(root, describeCommit(root))
+}
+
 export function runContext(root: string): RunContext {
   let cpuModel = cpus()[0]?.model ?? 'unknown'
   try {
@@ -30,9 +48,6 @@ export function runContext(root: string): RunContext {
   } catch {
     // not Linux: os.cpus() had it
   }
-  const commit = git(root, ['rev-parse', '--short', 'HEAD']) || 'unknown'
-  // dist/ is built from the working tree, which may differ from the commit.
-  const dirty = git(root, ['status', '--porcelain', '--', 'src']) !== ''
   return {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     cpuModel,
@@ -40,7 +55,7 @@ export function runContext(root: string): RunContext {
     memory: bytes(totalmem()),
     kernel: `Linux ${release()}`,
     node: process.version,
-    commit: dirty ? `${commit} (with uncommitted changes in src/)` : commit,
+    commit: commitAtStart.get(root) ?? describeCommit(root),
   }
 }
 

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { INSPECTOR_URL } from './inspector.js'
+import { noteCommitAtStart } from './report.js'
 
 /** On Ctrl-C or SIGTERM, stops what `stop` stops (the server under test) and exits 130. */
 export function stopOnSignals(stop: () => Promise<unknown> | undefined): void {
@@ -19,6 +20,8 @@ export function stopOnSignals(stop: () => Promise<unknown> | undefined): void {
 /** The repository root (bench/lib/ is two levels below it). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const MAIN_JS = join(ROOT, 'dist', 'main.js')
+// Every harness imports this module before it builds anything or starts a server.
+noteCommitAtStart(ROOT)
 
 const LISTENING = /^silo listening on (http:\/\/\S+) \(mode ([a-z-]+)\)$/
 const TOKEN_INTRO = /^first start: created admin token/
