@@ -403,12 +403,16 @@ describe('revisions in read-only and degraded modes', () => {
 })
 
 describe('revisions on S3 storage', () => {
-  async function startWithProxy() {
+  async function startWithProxy(storage: Record<string, unknown> = {}) {
     s3 = await startS3()
     proxy = await startCuttingProxy(s3.port)
     // A long health interval: the storage fault must be met by the upload, not the monitor.
     const s = await start({
-      storage: { minio: { ...s3.minioConfig(), port: proxy.port }, health_interval: '1h' },
+      storage: {
+        minio: { ...s3.minioConfig(), port: proxy.port },
+        health_interval: '1h',
+        ...storage,
+      },
     })
     await createItem(s)
     return s
@@ -463,6 +467,21 @@ describe('revisions on S3 storage', () => {
     // Storage is back: the next upload takes revision 1.
     expect((await upload(s, randomBytes(1000))).body.revision_number).toBe(1)
     expect(await bucketKeys()).toEqual(['items/P-1/rev/1/bracket.step'])
+  })
+
+  it('storage going silent mid-upload gives 503 after storage.timeout, not a hung request', async () => {
+    const s = await startWithProxy({ timeout: '1s' })
+    const before = await eventCount(s)
+    const stalled = proxy!.stallAfter(6 * 1024 * 1024)
+    const res = await upload(s, randomBytes(7 * 1024 * 1024))
+    await stalled
+    expect(res.status).toBe(503)
+    expect(res.body.error).toBe('storage_unavailable')
+    expect(await dbRevisions(s)).toEqual([])
+    expect(await eventCount(s)).toBe(before)
+    proxy!.heal()
+    expect(await bucketKeys()).toEqual([])
+    expect((await upload(s, randomBytes(1000))).body.revision_number).toBe(1)
   })
 })
 

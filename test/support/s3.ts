@@ -178,6 +178,11 @@ export interface CuttingProxy {
    * connection after it is refused, until heal(). Resolves when that cut has happened.
    */
   cutAfter(bytes: number): Promise<void>
+  /**
+   * Like cutAfter, but the endpoint goes silent instead (a black hole): from then on nothing is
+   * passed either way and no connection is closed, until heal().
+   */
+  stallAfter(bytes: number): Promise<void>
   heal(): void
   close(): Promise<void>
 }
@@ -192,6 +197,8 @@ export async function startCuttingProxy(targetPort: number): Promise<CuttingProx
   let limit = Infinity
   let sent = 0
   let down = false
+  let stall = false
+  let silent = false
   let onCut: (() => void) | null = null
   const server = createNetServer((client) => {
     sockets.add(client)
@@ -208,33 +215,43 @@ export async function startCuttingProxy(targetPort: number): Promise<CuttingProx
     client.on('close', () => upstream.destroy())
     upstream.on('close', () => client.destroy())
     client.on('data', (chunk: Buffer) => {
+      if (silent) return
       sent += chunk.length
       if (sent > limit) {
-        down = true
         limit = Infinity
-        client.destroy()
-        upstream.destroy()
+        if (stall) silent = true
+        else {
+          down = true
+          client.destroy()
+          upstream.destroy()
+        }
         onCut?.()
         return
       }
       if (!upstream.write(chunk)) client.pause()
     })
     upstream.on('drain', () => client.resume())
-    upstream.pipe(client)
+    upstream.on('data', (chunk: Buffer) => {
+      if (!silent) client.write(chunk)
+    })
     upstream.connect(targetPort, HOST)
   })
+  const armAfter = (bytes: number, silently: boolean) => {
+    limit = bytes
+    sent = 0
+    stall = silently
+    return new Promise<void>((resolve) => {
+      onCut = resolve
+    })
+  }
   const port = await listenOn(server)
   return {
     port,
-    cutAfter(bytes) {
-      limit = bytes
-      sent = 0
-      return new Promise((resolve) => {
-        onCut = resolve
-      })
-    },
+    cutAfter: (bytes) => armAfter(bytes, false),
+    stallAfter: (bytes) => armAfter(bytes, true),
     heal() {
       down = false
+      silent = false
     },
     async close() {
       const closing = closeServer(server)
