@@ -171,15 +171,6 @@ async function runPhase(
   }
 }
 
-/** How long the server kept an orchestrator's liveness probe waiting during a phase. */
-function healthRow(label: string, { latency, failures }: PhaseResult['health']): void {
-  row(
-    label,
-    'GET /health every 100 ms: round trip p50 / p99 / max (failures)',
-    `${ms(latency.p50)} / ${ms(latency.p99)} / ${ms(latency.max)} (${failures})`,
-  )
-}
-
 /** The most CPU other processes took in any phase, in % of one core. */
 let mostOtherCpu = 0
 const cpuFigures = (cost: PhaseCost) => {
@@ -190,6 +181,37 @@ const cpuFigures = (cost: PhaseCost) => {
 const rows: string[][] = []
 const row = (phase: string, figure: string, value: string) => rows.push([phase, figure, value])
 let failed = false
+
+function spreadRow(label: string, d: DeliveryReport): void {
+  row(
+    label,
+    'fan-out spread (first → last client) p50 / p99 / max',
+    `${ms(d.spread.p50)} / ${ms(d.spread.p99)} / ${ms(d.spread.max)}`,
+  )
+}
+
+/** What both publishing phases report about delivery and cost; a loss fails the run. */
+function checkedRows(label: string, result: PhaseResult, items: number): void {
+  const d = result.deliveries
+  row(label, 'deliveries (events × clients)', count(d.delivered))
+  row(label, 'lost / duplicated / out of order', `${d.lost} / ${d.duplicated} / ${d.outOfOrder}`)
+  if (d.unexpected || result.resets)
+    row(label, 'unexpected ids / stream.reset', `${d.unexpected} / ${result.resets}`)
+  row(label, 'CPU % of one core: server / load client / other processes', cpuFigures(result.cost))
+  row(
+    label,
+    'server CPU time per item (its write + fan-out to every client)',
+    ms(result.cost.serverCpuMs / items),
+  )
+  // How long an orchestrator's liveness probe waited during the phase.
+  const { latency, failures } = result.health
+  row(
+    label,
+    'GET /health every 100 ms: round trip p50 / p99 / max (failures)',
+    `${ms(latency.p50)} / ${ms(latency.p99)} / ${ms(latency.max)} (${failures})`,
+  )
+  if (!result.complete || d.lost || d.duplicated || d.outOfOrder || d.unexpected) failed = true
+}
 
 try {
   // Baseline: the server as started, after one request, with no client.
@@ -270,29 +292,14 @@ try {
       `${ms(d.latency.p90)} / ${ms(d.latency.p999)} / ${ms(d.latency.mean)}`,
     )
     row(label, 'POST /api/items round trip p50 / p99', `${ms(post.p50)} / ${ms(post.p99)}`)
-    row(
-      label,
-      'fan-out spread (first → last client) p50 / p99 / max',
-      `${ms(d.spread.p50)} / ${ms(d.spread.p99)} / ${ms(d.spread.max)}`,
-    )
+    spreadRow(label, d)
     row(
       label,
       'achieved publish rate',
       `${(options.events / (result.publish.elapsed / 1000)).toFixed(1)}/s${late ? ` (${late} sends behind schedule)` : ''}`,
     )
-    row(label, 'deliveries (events × clients)', count(d.delivered))
-    row(label, 'lost / duplicated / out of order', `${d.lost} / ${d.duplicated} / ${d.outOfOrder}`)
-    if (d.unexpected || result.resets)
-      row(label, 'unexpected ids / stream.reset', `${d.unexpected} / ${result.resets}`)
-    row(label, 'CPU % of one core: server / load client / other processes', cpuFigures(result.cost))
-    row(
-      label,
-      'server CPU time per item (its write + fan-out to every client)',
-      ms(result.cost.serverCpuMs / options.events),
-    )
-    healthRow(label, result.health)
+    checkedRows(label, result, options.events)
     row(label, 'server RSS after', bytes(residentBytes(server.pid)))
-    if (!result.complete || d.lost || d.duplicated || d.outOfOrder || d.unexpected) failed = true
     log(
       `rate: p50 ${ms(d.latency.p50)} p99 ${ms(d.latency.p99)} max ${ms(d.latency.max)}; lost ${d.lost} dup ${d.duplicated}`,
     )
@@ -327,28 +334,13 @@ try {
       'publish→receive p50 / p99 / max',
       `${ms(d.latency.p50)} / ${ms(d.latency.p99)} / ${ms(d.latency.max)}`,
     )
-    row(
-      label,
-      'fan-out spread (first → last client) p50 / p99 / max',
-      `${ms(d.spread.p50)} / ${ms(d.spread.p99)} / ${ms(d.spread.max)}`,
-    )
-    row(label, 'deliveries (events × clients)', count(d.delivered))
-    row(label, 'lost / duplicated / out of order', `${d.lost} / ${d.duplicated} / ${d.outOfOrder}`)
-    if (d.unexpected || result.resets)
-      row(label, 'unexpected ids / stream.reset', `${d.unexpected} / ${result.resets}`)
-    row(label, 'CPU % of one core: server / load client / other processes', cpuFigures(result.cost))
-    row(
-      label,
-      'server CPU time per item (its write + fan-out to every client)',
-      ms(result.cost.serverCpuMs / options.burst),
-    )
-    healthRow(label, result.health)
+    spreadRow(label, d)
+    checkedRows(label, result, options.burst)
     row(
       label,
       'server RSS after / peak (VmHWM)',
       `${bytes(residentBytes(server.pid))} / ${bytes(peakResidentBytes(server.pid))}`,
     )
-    if (!result.complete || d.lost || d.duplicated || d.outOfOrder || d.unexpected) failed = true
     log(
       `burst: done in ${ms(result.completionMs)}, ${count(d.delivered / (result.completionMs / 1000))} deliveries/s; lost ${d.lost} dup ${d.duplicated}`,
     )
