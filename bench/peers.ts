@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { benchArgs, numberArg } from './lib/cli.js'
+import type { Distribution } from './lib/deliveries.js'
 import { requireOpenFilesFor } from './lib/fdLimit.js'
 import {
   appendSection,
@@ -31,6 +32,7 @@ import {
   measureServer,
   waitForQuietMachine,
   type PeerOptions,
+  type PhaseFigures,
   type ServerFigures,
 } from './peers/measure.js'
 import {
@@ -147,7 +149,34 @@ const perConnection = (r: ServerFigures) => (r.idleRss - r.baselineRss) / Math.m
 const cpu = (c: { server: number; client: number; other: number }) =>
   `${percent(c.server)} / ${percent(c.client)} / ${percent(c.other)}`
 const triple = (a: number, b: number, c: number) => `${ms(a)} / ${ms(b)} / ${ms(c)}`
-const figureRows: [string, (r: ServerFigures) => string][] = [
+
+type FigureRow = [string, (r: ServerFigures) => string]
+
+/** The rows the rate and burst phases both have; '-' where a server has no such phase. */
+function phaseRows(phase: 'rate' | 'burst', items: number): FigureRow[] {
+  const of =
+    (value: (p: PhaseFigures) => string) =>
+    (r: ServerFigures): string => {
+      const figures = r[phase]
+      return figures ? value(figures) : '-'
+    }
+  const p50p99max = (d: Distribution) => triple(d.p50, d.p99, d.max)
+  return [
+    [`${phase}: publish→receive p50 / p99 / max`, of((p) => p50p99max(p.deliveries.latency))],
+    [`${phase}: fan-out spread p50 / p99 / max`, of((p) => p50p99max(p.deliveries.spread))],
+    [
+      `${phase}: publish round trip p50 / p99${phase === 'rate' ? ' (silo: DB write)' : ''}`,
+      of((p) => `${ms(p.roundTrip.p50)} / ${ms(p.roundTrip.p99)}`),
+    ],
+    [`${phase}: server CPU per event`, of((p) => ms(p.serverCpuMs / items))],
+    [`${phase}: CPU % server / load client / other`, of((p) => cpu(p.cpu))],
+    [
+      `${phase}: lost / duplicated / out of order`,
+      of((p) => `${p.deliveries.lost} / ${p.deliveries.duplicated} / ${p.deliveries.outOfOrder}`),
+    ],
+  ]
+}
+const figureRows: FigureRow[] = [
   ['1-min load average before the run', (r) => r.loadBefore],
   ['event payload (data: bytes)', (r) => `${r.payloadBytes} B`],
   ['baseline RSS (after GC for node)', (r) => bytes(r.baselineRss)],
@@ -162,41 +191,7 @@ const figureRows: [string, (r: ServerFigures) => string][] = [
   ],
   ['idle: RSS per connection over baseline', (r) => bytes(perConnection(r))],
   ['idle: CPU % server / load client / other', (r) => cpu(r.idleCpu)],
-  [
-    'rate: publish→receive p50 / p99 / max',
-    (r) =>
-      r.rate
-        ? triple(
-            r.rate.deliveries.latency.p50,
-            r.rate.deliveries.latency.p99,
-            r.rate.deliveries.latency.max,
-          )
-        : '-',
-  ],
-  [
-    'rate: fan-out spread p50 / p99 / max',
-    (r) =>
-      r.rate
-        ? triple(
-            r.rate.deliveries.spread.p50,
-            r.rate.deliveries.spread.p99,
-            r.rate.deliveries.spread.max,
-          )
-        : '-',
-  ],
-  [
-    'rate: publish round trip p50 / p99 (silo: DB write)',
-    (r) => (r.rate ? `${ms(r.rate.roundTrip.p50)} / ${ms(r.rate.roundTrip.p99)}` : '-'),
-  ],
-  ['rate: server CPU per event', (r) => (r.rate ? ms(r.rate.serverCpuMs / options.events) : '-')],
-  ['rate: CPU % server / load client / other', (r) => (r.rate ? cpu(r.rate.cpu) : '-')],
-  [
-    'rate: lost / duplicated / out of order',
-    (r) =>
-      r.rate
-        ? `${r.rate.deliveries.lost} / ${r.rate.deliveries.duplicated} / ${r.rate.deliveries.outOfOrder}`
-        : '-',
-  ],
+  ...phaseRows('rate', options.events),
   [
     'burst: publishes/s',
     (r) => (r.burst ? count(options.burst / (r.burst.publishMs / 1000)) : '-'),
@@ -210,41 +205,7 @@ const figureRows: [string, (r: ServerFigures) => string][] = [
     'burst: deliveries/s',
     (r) => (r.burst ? count(r.burst.deliveries.delivered / (r.burst.completionMs / 1000)) : '-'),
   ],
-  [
-    'burst: publish→receive p50 / p99 / max',
-    (r) =>
-      r.burst
-        ? triple(
-            r.burst.deliveries.latency.p50,
-            r.burst.deliveries.latency.p99,
-            r.burst.deliveries.latency.max,
-          )
-        : '-',
-  ],
-  [
-    'burst: fan-out spread p50 / p99 / max',
-    (r) =>
-      r.burst
-        ? triple(
-            r.burst.deliveries.spread.p50,
-            r.burst.deliveries.spread.p99,
-            r.burst.deliveries.spread.max,
-          )
-        : '-',
-  ],
-  [
-    'burst: publish round trip p50 / p99',
-    (r) => (r.burst ? `${ms(r.burst.roundTrip.p50)} / ${ms(r.burst.roundTrip.p99)}` : '-'),
-  ],
-  ['burst: server CPU per event', (r) => (r.burst ? ms(r.burst.serverCpuMs / options.burst) : '-')],
-  ['burst: CPU % server / load client / other', (r) => (r.burst ? cpu(r.burst.cpu) : '-')],
-  [
-    'burst: lost / duplicated / out of order',
-    (r) =>
-      r.burst
-        ? `${r.burst.deliveries.lost} / ${r.burst.deliveries.duplicated} / ${r.burst.deliveries.outOfOrder}`
-        : '-',
-  ],
+  ...phaseRows('burst', options.burst),
 ]
 const header = ['figure', ...results.map((r) => r.name)]
 const rows = figureRows.map(([label, value]) => [label, ...results.map(value)])
