@@ -4,7 +4,7 @@ import { addBomLine, BOM_LOCK, removeBomLine, updateBomLine } from '../src/domai
 import type { DomainContext } from '../src/domain/context.js'
 import { createItem, type ItemType } from '../src/domain/items.js'
 import { api, startServer, type TestServer } from './support/server.js'
-import { SseClient } from './support/sseClient.js'
+import { type SseClient, openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
  * Bill of materials (DESIGN §8): lines with quantities and reference designators, one
@@ -14,7 +14,6 @@ import { SseClient } from './support/sseClient.js'
  */
 
 let server: TestServer
-const clients: SseClient[] = []
 
 /** The items every test starts from, under a prefix of its own (one server serves the file). */
 const SEEDS: { name: string; description: string; item_type: ItemType }[] = [
@@ -46,7 +45,7 @@ beforeEach(async () => {
   }
 })
 afterEach(() => {
-  for (const c of clients.splice(0)) c.close()
+  closeStreams()
 })
 afterAll(async () => {
   await server?.close()
@@ -73,13 +72,7 @@ async function lastEventId(): Promise<number> {
 
 /** Subscribes from the current end of the log, so only events from now on are stored. */
 async function subscribe(): Promise<SseClient> {
-  const client = new SseClient(server.url, {
-    token: server.tokens.viewer,
-    lastEventId: await lastEventId(),
-  })
-  clients.push(client)
-  await client.waitForEvent('server.state')
-  return client
+  return openGreetedStream(server, { lastEventId: await lastEventId() })
 }
 
 const editor = () => server.tokens.editor

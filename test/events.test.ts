@@ -6,18 +6,13 @@ import {
   type TestServer,
   createItems as createItemsVia,
 } from './support/server.js'
-import { SseClient } from './support/sseClient.js'
+import { type SseClientOptions, openStream, closeStreams } from './support/sseClient.js'
 
 let server: TestServer
-const clients: SseClient[] = []
-function subscribe(options: ConstructorParameters<typeof SseClient>[1] = {}): SseClient {
-  const client = new SseClient(server.url, { token: server.tokens.viewer, ...options })
-  clients.push(client)
-  return client
-}
+const subscribe = (options: SseClientOptions = {}) => openStream(server, options)
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
+  closeStreams()
   await server?.close()
 })
 
@@ -337,9 +332,12 @@ describe('filters and keep-alive', () => {
 
   it('accepts ?token= for browsers and still refuses a missing token with 401', async () => {
     server = await startServer()
-    const withQuery = new SseClient(server.url, { query: { token: server.tokens.viewer } })
-    const without = new SseClient(server.url)
-    clients.push(withQuery, without)
+    // No Authorization header: the token travels in the query, or not at all.
+    const withQuery = openStream(server, {
+      token: undefined,
+      query: { token: server.tokens.viewer },
+    })
+    const without = openStream(server, { token: undefined })
     await withQuery.waitForEvent('server.state')
     await without.connected()
     expect(withQuery.status).toBe(200)

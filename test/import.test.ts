@@ -4,7 +4,7 @@ import { csvLines, readCsv } from '../src/sheets/csv.js'
 import { ODS_MIME_TYPE, readOds, writeOds } from '../src/sheets/ods.js'
 import type { Cell } from '../src/sheets/sheet.js'
 import { api, startServer, type TestServer } from './support/server.js'
-import { SseClient, type SseClientOptions } from './support/sseClient.js'
+import { openStream, closeStreams } from './support/sseClient.js'
 
 /**
  * Import and export (DESIGN §7, §8): all-or-nothing imports from CSV and ODS with one event per
@@ -16,7 +16,6 @@ import { SseClient, type SseClientOptions } from './support/sseClient.js'
 let shared: TestServer
 /** Servers a test starts for itself (other configuration). */
 let own: TestServer | undefined
-const clients: SseClient[] = []
 
 beforeAll(async () => {
   shared = await startServer()
@@ -32,7 +31,7 @@ beforeEach(async () => {
 })
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
+  closeStreams()
   await own?.close()
   own = undefined
 })
@@ -43,11 +42,7 @@ async function start(overrides?: Record<string, unknown>): Promise<TestServer> {
   return own
 }
 
-function subscribe(s: TestServer, options: SseClientOptions = {}): SseClient {
-  const client = new SseClient(s.url, { token: s.tokens.viewer, ...options })
-  clients.push(client)
-  return client
-}
+const subscribe = openStream
 
 async function dbState(s: TestServer) {
   const db = s.app.db

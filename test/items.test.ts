@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createItem, ITEM_TYPES, type ItemType } from '../src/domain/items.js'
 import { api, startServer, type TestServer } from './support/server.js'
-import { SseClient } from './support/sseClient.js'
+import { openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
  * Items API: CRUD with its events, keyset pagination with filters, and bad input (DESIGN §7, §8).
@@ -36,23 +36,17 @@ function expectErrorBody(body: unknown, code?: string): void {
 
 describe('item round trip', () => {
   let server: Server
-  const clients: SseClient[] = []
 
   beforeEach(async () => {
     server = await startServer()
   })
   afterEach(async () => {
-    for (const c of clients.splice(0)) c.close()
+    closeStreams()
     await server.close()
   })
 
   /** Subscribes from the start of the (empty) log, so no event can slip past the subscription. */
-  async function subscribe(): Promise<SseClient> {
-    const client = new SseClient(server.url, { token: server.tokens.viewer, lastEventId: 0 })
-    clients.push(client)
-    await client.waitForEvent('server.state')
-    return client
-  }
+  const subscribe = () => openGreetedStream(server, { lastEventId: 0 })
 
   it('creates, reads, updates and deletes an item, each mutation emitting exactly one event', async () => {
     // Given an editor and a subscriber on the event stream

@@ -7,7 +7,7 @@ import {
   type TestServer,
   createItems as createItemsVia,
 } from './support/server.js'
-import { SseClient } from './support/sseClient.js'
+import { type SseClientOptions, openStream, closeStreams } from './support/sseClient.js'
 
 interface Sample {
   name: string
@@ -69,15 +69,10 @@ class Scrape {
 }
 
 let server: TestServer
-const clients: SseClient[] = []
-function subscribe(options: ConstructorParameters<typeof SseClient>[1] = {}): SseClient {
-  const client = new SseClient(server.url, { token: server.tokens.viewer, ...options })
-  clients.push(client)
-  return client
-}
+const subscribe = (options: SseClientOptions = {}) => openStream(server, options)
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
+  closeStreams()
   await server?.close()
 })
 

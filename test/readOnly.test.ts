@@ -1,15 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { testDatabaseServer } from './support/postgres.js'
 import { api, removeDataDir, startServer, type TestServer } from './support/server.js'
-import { SseClient } from './support/sseClient.js'
+import { openStream, openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /** Read-only mode (DESIGN §4): writes answer 503 and change nothing; reads, probes, SSE go on. */
 
 let server: TestServer | undefined
-const clients: SseClient[] = []
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
+  closeStreams()
   await server?.close()
   server = undefined
 })
@@ -19,12 +18,7 @@ async function start(overrides: Record<string, unknown> = {}): Promise<TestServe
   return server
 }
 
-async function subscribe(s: TestServer): Promise<SseClient> {
-  const client = new SseClient(s.url, { token: s.tokens.viewer })
-  clients.push(client)
-  await client.waitForEvent('server.state')
-  return client
-}
+const subscribe = (s: TestServer) => openGreetedStream(s)
 
 async function dbState(s: TestServer) {
   const db = s.app.db
@@ -285,8 +279,7 @@ describe('read-only through the admin API applies to the fleet', () => {
       await first.close()
       second = await startServer({ dataDir: first.dataDir })
       expect((await api(second, 'GET', '/health')).body.mode).toBe('read-only')
-      const greeting = new SseClient(second.url, { token: second.tokens.viewer })
-      clients.push(greeting)
+      const greeting = openStream(second)
       expect((await greeting.waitForEvent('server.state')).data).toEqual({ mode: 'read-only' })
       const mode = await api(second, 'GET', '/api/admin/mode', { token: second.tokens.admin })
       expect(mode.body).toMatchObject({ read_only_fleet: true, read_only_local: false })
@@ -305,9 +298,7 @@ describe('read-only through the admin API applies to the fleet', () => {
       const a = await startServer({ keepData: true })
       const b = await startServer({ dataDir: a.dataDir })
       try {
-        const onB = new SseClient(b.url, { token: b.tokens.viewer })
-        clients.push(onB)
-        await onB.waitForEvent('server.state')
+        const onB = await openGreetedStream(b)
         await setReadOnly(a, true)
         const change = await onB.waitForEvent('server.state', (e) => e.data.mode === 'read-only')
         expect(change.data.reason).toMatch(/fleet read-only on/)

@@ -8,7 +8,7 @@ import { type CuttingProxy, type S3Server, startCuttingProxy, startS3 } from './
 import { eventually } from './support/eventually.js'
 import { multipartBody, postMultipart } from './support/multipart.js'
 import { api, startServer, type TestServer } from './support/server.js'
-import { SseClient } from './support/sseClient.js'
+import { openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
  * Revisions and their files (DESIGN §8): numbering, streaming uploads with size, sha256 and
@@ -19,10 +19,9 @@ import { SseClient } from './support/sseClient.js'
 let server: TestServer | undefined
 let s3: S3Server | undefined
 let proxy: CuttingProxy | undefined
-const clients: SseClient[] = []
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
+  closeStreams()
   await server?.close()
   await proxy?.close()
   await s3?.close()
@@ -42,12 +41,7 @@ async function createItem(s: TestServer, pn = 'P-1') {
   expect(res.status).toBe(201)
 }
 
-async function subscribe(s: TestServer): Promise<SseClient> {
-  const client = new SseClient(s.url, { token: s.tokens.viewer })
-  clients.push(client)
-  await client.waitForEvent('server.state')
-  return client
-}
+const subscribe = (s: TestServer) => openGreetedStream(s)
 
 const revisionsUrl = (s: TestServer, pn = 'P-1') => `${s.url}/api/items/${pn}/revisions`
 

@@ -11,7 +11,7 @@ import {
 } from './support/s3.js'
 import { eventually } from './support/eventually.js'
 import { api, startServer, type TestServer } from './support/server.js'
-import { SseClient } from './support/sseClient.js'
+import { type SseClient, openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
  * Storage health (DESIGN §4, §5) against a real S3 server (s3rver) spoken to by the app's real
@@ -27,10 +27,9 @@ const PING = { health_interval: '200ms', failure_threshold: 2 }
 let server: TestServer | undefined
 let s3: S3Server | undefined
 let blackHole: BlackHole | undefined
-const clients: SseClient[] = []
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
+  closeStreams()
   await server?.close()
   await s3?.close()
   await blackHole?.close()
@@ -47,12 +46,7 @@ async function startWithS3(): Promise<{ server: TestServer; s3: S3Server }> {
 }
 
 /** An SSE subscriber that has received its greeting, so it sees every later mode change. */
-async function subscribe(s: TestServer): Promise<SseClient> {
-  const client = new SseClient(s.url, { token: s.tokens.viewer })
-  clients.push(client)
-  await client.waitForEvent('server.state')
-  return client
-}
+const subscribe = (s: TestServer) => openGreetedStream(s)
 
 function modeChange(client: SseClient, mode: string, previous: string) {
   return client.waitForEvent(

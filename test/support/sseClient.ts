@@ -185,3 +185,29 @@ export class SseClient {
     }
   }
 }
+
+const opened: SseClient[] = []
+
+/** A viewer's event stream on `server`, closed by closeStreams() (call it in afterEach). */
+export function openStream(
+  server: { url: string; tokens: { viewer: string } },
+  options: SseClientOptions = {},
+): SseClient {
+  const client = new SseClient(server.url, { token: server.tokens.viewer, ...options })
+  opened.push(client)
+  return client
+}
+
+/** openStream, once the greeting (the current mode) has arrived. */
+export async function openGreetedStream(
+  server: { url: string; tokens: { viewer: string } },
+  options: SseClientOptions = {},
+): Promise<SseClient> {
+  const client = openStream(server, options)
+  await client.waitForEvent('server.state')
+  return client
+}
+
+export function closeStreams(): void {
+  for (const client of opened.splice(0)) client.close()
+}
