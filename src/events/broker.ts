@@ -407,6 +407,11 @@ export class Broker {
         if (requested > this.latest) await this.refreshQuietly()
         if (requested > this.latest) this.writeReset(sub, requested, 'last_event_id_unknown')
         else sub.cursor = sub.resumeFrom = requested
+      } else if (this.refreshing) {
+        // A commit already answered may still be on its way in through this read: the stream
+        // starts with the next new event, so it starts after that one, not before.
+        await this.refreshQuietly()
+        sub.cursor = this.latest
       }
       await this.pump(sub)
     } finally {

@@ -394,4 +394,30 @@ describe('Broker observer', () => {
     expect(beatenBeforeOthers).toBeLessThan(100)
     await Promise.all(sinks.map((s) => s.until(() => beat(s))))
   })
+
+  it('starts a stream without an id after the commits still being read in when it connects', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    // A read of the log that has not come back yet (events another commit made visible).
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const readAfter = log.readAfter.bind(log)
+    log.readAfter = async (afterId, upToId, limit) => {
+      await gate
+      return readAfter(afterId, upToId, limit)
+    }
+    log.append(2)
+    const reading = broker.refresh()
+    // A commit answered meanwhile goes through that read.
+    void broker.publishCommitted(log.events.slice(1))
+    const sink = new RecordingSink()
+    void broker.subscribe(sink)
+    release()
+    await reading
+    log.readAfter = readAfter
+    log.append(1)
+    await broker.refresh()
+    await sink.until(() => sink.ids().length > 0)
+    expect(sink.ids()).toEqual([3])
+  })
 })
