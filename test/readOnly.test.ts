@@ -309,7 +309,11 @@ describe('read-only through the admin API applies to the fleet', () => {
         expect(refused.status).toBe(503)
         // A replica's own switch stays its own.
         await setReadOnly(a, false)
-        await onB.waitForEvent('server.state', (e) => e.data.mode === 'normal')
+        // The change back, not the greeting (which also said normal).
+        await onB.waitForEvent(
+          'server.state',
+          (e) => e.data.mode === 'normal' && e.data.previous === 'read-only',
+        )
         a.app.serverState.modes.toggleReadOnly('SIGUSR1')
         expect(a.app.serverState.modes.mode).toBe('read-only')
         expect((await api(b, 'GET', '/health')).body.mode).toBe('normal')
