@@ -1,10 +1,11 @@
 import cors from '@fastify/cors'
 import multipart from '@fastify/multipart'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import type { Database } from './db/database.js'
 import { openDatabase } from './db/openDatabase.js'
+import { loggerOptions } from './logging.js'
 import brokerPlugin from './plugins/broker.js'
 import databasePlugin from './plugins/database.js'
 import domainPlugin from './plugins/domain.js'
@@ -30,46 +31,6 @@ export interface BuildOptions {
   /** An already open database (tests share one); otherwise opened from the config. */
   db?: Database
   storage?: ObjectStorage
-}
-
-function decodedName(name: string): string {
-  try {
-    return decodeURIComponent(name.replace(/\+/g, ' '))
-  } catch {
-    return name
-  }
-}
-
-/**
- * Query-string tokens (EventSource) must never reach a log line. Names are compared decoded,
- * because the query parser accepts `%74oken=` as `token=` too.
- */
-export function redactUrl(url: string): string {
-  const at = url.indexOf('?')
-  if (at < 0) return url
-  const params = url
-    .slice(at + 1)
-    .split('&')
-    .map((pair) => {
-      const eq = pair.indexOf('=')
-      const name = eq < 0 ? pair : pair.slice(0, eq)
-      return decodedName(name).trim().toLowerCase() === 'token' ? `${name}=[REDACTED]` : pair
-    })
-  return `${url.slice(0, at)}?${params.join('&')}`
-}
-
-function loggerOptions(config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
-  return {
-    level: config.log.level,
-    ...(stream ? { stream } : {}),
-    serializers: {
-      req: (req: { method: string; url: string; ip?: string }) => ({
-        method: req.method,
-        url: redactUrl(req.url),
-        remoteAddress: req.ip,
-      }),
-    },
-  }
 }
 
 export async function buildApp(
