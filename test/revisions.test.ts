@@ -216,7 +216,31 @@ describe('revisions with files on filesystem storage', () => {
     expect(got.headers.get('etag')).toBe(`"${sha256(data)}"`)
     expect(got.headers.get('accept-ranges')).toBe('bytes')
     expect(got.headers.get('content-disposition')).toBe(
-      `attachment; filename="bracket _.step"; filename*=UTF-8''bracket%20%C3%B8.step`,
+      `attachment; filename="bracket ?.step"; filename*=UTF-8''bracket%20%C3%B8.step`,
+    )
+    // The uploader chose the content type: browsers must not sniff or render it
+    expect(got.headers.get('x-content-type-options')).toBe('nosniff')
+    expect(got.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox")
+  })
+
+  it("encodes every character RFC 8187 reserves in the download's file name", async () => {
+    // Given a file whose name holds non-ASCII letters and ' ( ) *
+    const s = await start()
+    await createItem(s)
+    const res = await postMultipart(revisionsUrl(s), s.tokens.editor, [
+      {
+        name: 'file',
+        filename: "Ø it's (v2)*.step",
+        contentType: 'model/step',
+        data: randomBytes(10),
+      },
+    ])
+    expect(res.status).toBe(201)
+    // When it is downloaded
+    const got = await download(s, '/api/items/P-1/revisions/1/file')
+    // Then the extended name is fully percent-encoded, and the plain one is a quoted fallback
+    expect(got.headers.get('content-disposition')).toBe(
+      `attachment; filename="? it's (v2)*.step"; filename*=UTF-8''%C3%98%20it%27s%20%28v2%29%2A.step`,
     )
   })
 
@@ -251,6 +275,13 @@ describe('revisions with files on filesystem storage', () => {
     const cached = await download(s, path, { 'if-none-match': etag })
     expect(cached.status).toBe(304)
     expect(cached.body.length).toBe(0)
+    // If-None-Match compares weakly and takes `*` and lists (RFC 9110 13.1.2)
+    for (const tags of ['*', `W/${etag}`, `"other", ${etag}`, `"other",W/${etag}`]) {
+      expect((await download(s, path, { 'if-none-match': tags })).status, tags).toBe(304)
+    }
+    for (const tags of ['"other"', `"other", W/"x"`]) {
+      expect((await download(s, path, { 'if-none-match': tags })).status, tags).toBe(200)
+    }
   })
 
   it('answers 404 for a revision without a file and for a missing revision', async () => {
