@@ -1,4 +1,3 @@
-import cors from '@fastify/cors'
 import multipart from '@fastify/multipart'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
@@ -7,6 +6,7 @@ import type { Database } from './db/database.js'
 import { openDatabase } from './db/openDatabase.js'
 import { loggerOptions } from './logging.js'
 import brokerPlugin from './plugins/broker.js'
+import corsPlugin from './plugins/cors.js'
 import databasePlugin from './plugins/database.js'
 import domainPlugin from './plugins/domain.js'
 import metricsPlugin from './plugins/metrics.js'
@@ -69,9 +69,7 @@ export async function buildApp(
     await app.register(serverStatePlugin, { storage, config })
     await app.register(domainPlugin)
     await app.register(metricsPlugin)
-    if (config.server.cors_origins.length > 0) {
-      await app.register(cors, { origin: config.server.cors_origins, credentials: false })
-    }
+    await app.register(corsPlugin, { origins: config.server.cors_origins })
     // Multipart bodies are streamed by the routes that take them (file revisions, imports);
     // the limits bound what a single request may make the server read.
     await app.register(multipart, {
