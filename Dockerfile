@@ -29,7 +29,8 @@ VOLUME /data
 # Environment variables override a config file given with --config / SILO_CONFIG.
 ENV SILO_SERVER_HOST=0.0.0.0 \
     SILO_DATABASE_DATA_DIR=/data/db \
-    SILO_STORAGE_PATH=/data/files
+    SILO_STORAGE_PATH=/data/files \
+    SILO_SERVER_PID_FILE=/data/silo.pid
 
 USER node
 EXPOSE 8080

@@ -1,11 +1,17 @@
 import { readFileSync } from 'node:fs'
-import { Type, type Static, type TSchema } from 'typebox'
+import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { parse as parseYaml } from 'yaml'
+import {
+  type ConfigSchemaNode,
+  DURATION_PATTERN,
+  configProblems,
+  unknownVariables,
+} from './configErrors.js'
 
 // Durations are written like "30s", "500ms", "5m" or as a plain number of milliseconds.
 const Duration = (def: string, description: string) =>
-  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+(ms|s|m|h|d)$' })], {
+  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: DURATION_PATTERN.source })], {
     default: def,
     description,
     duration: true,
@@ -36,6 +42,10 @@ export const ConfigSchema = Type.Object(
         body_limit: Type.Integer({ minimum: 1024, default: 1048576 }),
         cors_origins: Type.Array(Type.String(), { default: [] }),
         trust_proxy: Type.Boolean({ default: false }),
+        pid_file: Type.String({
+          default: './data/silo.pid',
+          description: 'where the server writes its pid while it runs; empty for none',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -128,29 +138,38 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000, 
 
 export function parseDuration(value: number | string): number {
   if (typeof value === 'number') return value
-  const match = /^([0-9]+)(ms|s|m|h|d)$/.exec(value)
+  const match = DURATION_PATTERN.exec(value)
   if (!match) throw new ConfigError(`not a duration: ${value}`)
   return Number(match[1]) * (UNIT_MS[match[2] as string] as number)
 }
 
-type Schemaish = TSchema & {
-  type?: string
-  properties?: Record<string, Schemaish>
-  anyOf?: Schemaish[]
-  duration?: boolean
-}
+/** Variables read besides the settings: the config file's path (src/main.ts, src/cli.ts). */
+const OTHER_VARIABLES = ['SILO_CONFIG']
 
-/** Reads SILO_<SECTION>_<KEY> variables for every leaf of the schema, e.g. SILO_DATABASE_URL. */
-function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
+/**
+ * Reads SILO_<SECTION>_<KEY> variables for every leaf of the schema, e.g. SILO_DATABASE_URL;
+ * notes which key each set, and which SILO_* variables name no setting (a misspelt one would
+ * otherwise be ignored without a word).
+ */
+function envOverrides(env: NodeJS.ProcessEnv): {
+  values: Record<string, unknown>
+  fromEnv: Map<string, string>
+  /** SILO_* variables that name no setting. */
+  problems: string[]
+} {
   const out: Record<string, unknown> = {}
-  const walk = (schema: Schemaish, path: string[]) => {
+  const fromEnv = new Map<string, string>()
+  const known = new Set(OTHER_VARIABLES)
+  const walk = (schema: ConfigSchemaNode, path: string[]) => {
     if (schema.type === 'object' && schema.properties) {
       for (const [key, child] of Object.entries(schema.properties)) walk(child, [...path, key])
       return
     }
     const name = `SILO_${path.join('_').toUpperCase()}`
+    known.add(name)
     const raw = env[name]
     if (raw === undefined) return
+    fromEnv.set(path.join('.'), name)
     let value: unknown = raw
     if (schema.type === 'boolean') value = raw === 'true' ? true : raw === 'false' ? false : raw
     else if (schema.type === 'integer' || (schema.duration && /^[0-9]+$/.test(raw)))
@@ -162,8 +181,11 @@ function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
     }
     target[path[path.length - 1] as string] = value
   }
-  walk(ConfigSchema as Schemaish, [])
-  return out
+  walk(ConfigSchema as ConfigSchemaNode, [])
+  const problems = unknownVariables(env, known).map(
+    (u) => `${u.name} is not a setting; did you mean ${u.closest}?`,
+  )
+  return { values: out, fromEnv, problems }
 }
 
 function deepMerge(base: unknown, over: unknown): unknown {
@@ -197,16 +219,21 @@ export function loadConfig(
       throw new ConfigError(`cannot read config file ${options.file}: ${(err as Error).message}`)
     }
   }
-  const merged = deepMerge(
-    deepMerge(fromFile, envOverrides(options.env ?? {})),
-    options.overrides ?? {},
-  )
+  const env = envOverrides(options.env ?? {})
+  const merged = deepMerge(deepMerge(fromFile, env.values), options.overrides ?? {})
   const withDefaults = Value.Default(ConfigSchema, structuredClone(merged))
+  const problems = [...env.problems]
   if (!Value.Check(ConfigSchema, withDefaults)) {
-    const problems = Value.Errors(ConfigSchema, withDefaults)
-      .map((e) => `${e.instancePath || '/'} ${e.message}`)
-      .join('; ')
-    throw new ConfigError(`invalid configuration: ${problems}`)
+    const described = configProblems(ConfigSchema as ConfigSchemaNode, withDefaults, env.fromEnv)
+    // The validator's own words, should a rule ever go undescribed.
+    problems.push(
+      ...(described.length > 0
+        ? described
+        : Value.Errors(ConfigSchema, withDefaults).map((e) => `${e.instancePath} ${e.message}`)),
+    )
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
   }
   const raw = withDefaults as RawConfig
   return {

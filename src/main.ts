@@ -25,6 +25,7 @@ const { buildApp } = await import('./app.js')
 const { DatabaseLockedError } = await import('./db/pglite.js')
 const { ensureBootstrapAdmin } = await import('./domain/tokens.js')
 const { default: closeWithGrace } = await import('close-with-grace')
+const { removePidFile, writePidFile } = await import('./pidFile.js')
 
 const { values: args } = parseArgs({ options: { config: { type: 'string', short: 'c' } } })
 
@@ -86,7 +87,20 @@ async function serve() {
     if (server.serverState.shuttingDown) return
     throw err
   }
-  process.stdout.write(`silo listening on ${address} (mode ${server.serverState.modes.mode})\n`)
+  const pidFile = config.server.pid_file
+  if (pidFile) {
+    try {
+      writePidFile(pidFile)
+      // Whatever ends the process (a fatal error, the grace period running out) takes it along.
+      process.once('exit', () => removePidFile(pidFile))
+    } catch (err) {
+      // Signals by pid still work; the server is no less useful without the file.
+      server.log.error({ err }, `cannot write the pid file ${pidFile}; running without one`)
+    }
+  }
+  process.stdout.write(
+    `silo listening on ${address} (mode ${server.serverState.modes.mode}, pid ${process.pid})\n`,
+  )
   if (bootstrapToken) {
     // Printed once, straight to the terminal and never through the logger.
     process.stdout.write(

@@ -393,3 +393,72 @@ describe('configured read-only', () => {
     expect(await stop(child)).toEqual({ code: 0, signal: null })
   })
 })
+
+describe('operators find the server by its pid file', () => {
+  it('writes the pid file once listening, names the pid in its first line, removes it at exit', async () => {
+    // Given a server started on a fresh data folder
+    const dir = dataDir()
+    const pidFile = join(dir, 'silo.pid')
+    const child = spawnSilo(siloEnv(dir))
+    // When it listens
+    const { pid } = await child.listening()
+    // Then its first line and the pid file name the process
+    expect(pid).toBe(child.pid)
+    expect(await fsp.readFile(pidFile, 'utf8')).toBe(`${child.pid}\n`)
+    // And the file is gone once it has stopped
+    expect(await stop(child)).toEqual({ code: 0, signal: null })
+    await expect(fsp.stat(pidFile)).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('under npm start, SIGUSR1 sent through the pid file toggles read-only and npm lives on', async () => {
+    // Given the server run as the README says, below npm and a shell
+    const dir = dataDir()
+    const npm = spawnSilo(siloEnv(dir), { viaNpm: true })
+    const { url, pid } = await npm.listening()
+    cleanups.push(() => {
+      if (isRunning(pid)) process.kill(pid, 'SIGKILL')
+    })
+    const token = (await npm.waitForLine(/^ {2}(silo_\S+)$/))[1] as string
+    const serverPid = Number((await fsp.readFile(join(dir, 'silo.pid'), 'utf8')).trim())
+    expect(serverPid).toBe(pid)
+    expect(serverPid).not.toBe(npm.pid)
+    const sse = subscribe(url, token)
+    await sse.waitForEvent('server.state')
+
+    // When SIGUSR1 goes to the pid in the file, twice
+    process.kill(serverPid, 'SIGUSR1')
+    await sse.waitForEvent('server.state', (e) => e.data.mode === 'read-only')
+    process.kill(serverPid, 'SIGUSR1')
+    await sse.waitForEvent('server.state', (e) => e.data.previous === 'read-only')
+
+    // Then the server switched both ways, and npm (which dies of a SIGUSR1 itself) still runs
+    expect((await api({ url }, 'GET', '/health')).body).toEqual({ status: 'ok', mode: 'normal' })
+    expect(npm.running).toBe(true)
+    // And SIGTERM through the same file stops the server, and npm with it, cleanly
+    process.kill(serverPid, 'SIGTERM')
+    expect(await npm.exited).toEqual({ code: 0, signal: null })
+    expect(isRunning(serverPid)).toBe(false)
+  })
+})
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe('configuration mistakes stop the start', () => {
+  it('refuses an unknown SILO_* variable with exit 2, naming the closest setting', async () => {
+    // Given a misspelt port variable
+    const child = spawnSilo(siloEnv(dataDir(), { SILO_SERVER_PORTT: '8301' }))
+    // When the server starts, then it refuses, and says what was meant
+    expect(await child.exited).toEqual({ code: 2, signal: null })
+    expect(child.stderr).toContain(
+      'SILO_SERVER_PORTT is not a setting; did you mean SILO_SERVER_PORT?',
+    )
+    expect(child.stdout).not.toMatch(/silo listening on/)
+  })
+})

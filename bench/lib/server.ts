@@ -23,7 +23,7 @@ export const MAIN_JS = join(ROOT, 'dist', 'main.js')
 // Every harness imports this module before it builds anything or starts a server.
 noteCommitAtStart(ROOT)
 
-const LISTENING = /^silo listening on (http:\/\/\S+) \(mode ([a-z-]+)\)$/
+const LISTENING = /^silo listening on (http:\/\/\S+) \(mode ([a-z-]+), pid [0-9]+\)$/
 const TOKEN_INTRO = /^first start: created admin token/
 const TOKEN = /^\s+(silo_\S+)\s*$/
 
@@ -85,6 +85,7 @@ export class SiloServer {
       SILO_SERVER_PORT: '0',
       SILO_DATABASE_DATA_DIR: join(this.dataDir, 'db'),
       SILO_STORAGE_PATH: join(this.dataDir, 'files'),
+      SILO_SERVER_PID_FILE: join(this.dataDir, 'silo.pid'),
       SILO_LOG_LEVEL: 'warn',
       ...options.env,
     })

@@ -37,6 +37,7 @@ export function siloEnv(dataDir: string, extra: Record<string, string> = {}): No
     SILO_DATABASE_DATA_DIR: join(dataDir, 'db'),
     SILO_DATABASE_URL: databaseUrlFor(dataDir) ?? '',
     SILO_STORAGE_PATH: join(dataDir, 'files'),
+    SILO_SERVER_PID_FILE: join(dataDir, 'silo.pid'),
     SILO_LOG_LEVEL: 'info',
     ...extra,
   }
@@ -84,8 +85,12 @@ export class SiloProcess {
   private waiters: LineWaiter[] = []
   private listeningUrl: string | null = null
 
-  constructor(env: NodeJS.ProcessEnv) {
-    this.proc = spawn(process.execPath, [MAIN_JS], { cwd: ROOT, env, stdio: 'pipe' })
+  /** `viaNpm`: as `npm start` runs it, below npm and a shell (pid is then npm's). */
+  constructor(env: NodeJS.ProcessEnv, options: { viaNpm?: boolean } = {}) {
+    this.proc = options.viaNpm
+      ? // The build is the suite's (globalSetup); prestart would rebuild dist/ under other tests.
+        spawn('npm', ['start', '--ignore-scripts', '--silent'], { cwd: ROOT, env, stdio: 'pipe' })
+      : spawn(process.execPath, [MAIN_JS], { cwd: ROOT, env, stdio: 'pipe' })
     if (this.proc.pid === undefined) throw new Error('could not spawn node dist/main.js')
     this.pid = this.proc.pid
     this.proc.stdout?.setEncoding('utf8')
@@ -163,11 +168,16 @@ export class SiloProcess {
     })
   }
 
-  /** Waits for `silo listening on http://127.0.0.1:PORT (mode M)`; returns url and mode. */
-  async listening(): Promise<{ url: string; mode: string }> {
-    const match = await this.waitForLine(/^silo listening on (http:\/\/\S+) \(mode ([a-z-]+)\)$/)
+  /**
+   * Waits for `silo listening on http://127.0.0.1:PORT (mode M, pid N)`; returns url, mode and
+   * the server's pid.
+   */
+  async listening(): Promise<{ url: string; mode: string; pid: number }> {
+    const match = await this.waitForLine(
+      /^silo listening on (http:\/\/\S+) \(mode ([a-z-]+), pid ([0-9]+)\)$/,
+    )
     this.listeningUrl = match[1] as string
-    return { url: this.listeningUrl, mode: match[2] as string }
+    return { url: this.listeningUrl, mode: match[2] as string, pid: Number(match[3]) }
   }
 
   /** Waits for a pino record whose msg matches. */
@@ -189,8 +199,8 @@ export class SiloProcess {
 }
 
 /** Starts `node dist/main.js` with the given environment (see siloEnv). */
-export function spawnSilo(env: NodeJS.ProcessEnv): SiloProcess {
-  return new SiloProcess(env)
+export function spawnSilo(env: NodeJS.ProcessEnv, options: { viaNpm?: boolean } = {}): SiloProcess {
+  return new SiloProcess(env, options)
 }
 
 /** Runs `node dist/cli.js ...args` to completion. */

@@ -45,16 +45,43 @@ describe('loadConfig', () => {
   })
 
   it.each([
-    [{ server: { prot: 1 } }, /server\/prot/],
-    [{ server: { port: 'eighty' } }, /server\/port/],
-    [{ storage: { health_interval: '30 seconds' } }, /health_interval/],
-    [{ log: { level: 'loud' } }, /log\/level/],
-  ])('rejects %j with a message naming the key', (overrides, message) => {
+    [{ server: { prot: 1 } }, 'server.prot is not a setting; did you mean server.port?'],
+    [
+      { server: { port: 'eighty' } },
+      'server.port must be a whole number from 0 to 65535; got "eighty"',
+    ],
+    [
+      { storage: { health_interval: '30 seconds' } },
+      'storage.health_interval must be a duration: a whole number of milliseconds, or a number and a unit (ms, s, m, h, d) such as "500ms", "30s", "5m"; got "30 seconds"',
+    ],
+    [
+      { log: { level: 'loud' } },
+      'log.level must be one of fatal, error, warn, info, debug, trace, silent; got "loud"',
+    ],
+    [{ storage: { minio: { port: 9000 } } }, 'storage.minio.endpoint is required'],
+    [{ server: { cors_origins: 'https://a.example' } }, 'server.cors_origins must be a list'],
+  ])('rejects %j naming the key and what is allowed', (overrides, message) => {
     expect(() => loadConfig({ overrides })).toThrow(ConfigError)
     expect(() => loadConfig({ overrides })).toThrow(message)
   })
 
-  it('rejects a boolean variable that is not true or false', () => {
-    expect(() => loadConfig({ env: { SILO_SERVER_READ_ONLY: 'yes' } })).toThrow(/read_only/)
+  it('names the variable a bad value came from', () => {
+    expect(() => loadConfig({ env: { SILO_SERVER_READ_ONLY: 'yes' } })).toThrow(
+      'server.read_only (SILO_SERVER_READ_ONLY) must be true or false; got "yes"',
+    )
+  })
+
+  it('refuses a SILO_* variable that names no setting, with the closest one, and every problem at once', () => {
+    const load = () =>
+      loadConfig({
+        env: { SILO_SERVER_PORTT: '8301', SILO_EVENT_RETRY: '1s', SILO_SERVER_PORT: 'x' },
+      })
+    expect(load).toThrow('SILO_SERVER_PORTT is not a setting; did you mean SILO_SERVER_PORT?')
+    expect(load).toThrow('SILO_EVENT_RETRY is not a setting; did you mean SILO_EVENTS_RETRY?')
+    expect(load).toThrow('server.port (SILO_SERVER_PORT) must be a whole number')
+  })
+
+  it('takes SILO_CONFIG, and variables that are not SILO_*, without complaint', () => {
+    expect(() => loadConfig({ env: { SILO_CONFIG: '', SILOX: '1', PATH: '/bin' } })).not.toThrow()
   })
 })
