@@ -42,9 +42,28 @@ export function scrubbedDestination(stream: DestinationStream): DestinationStrea
   return { write: (line: string) => stream.write(scrubSecrets(line)) }
 }
 
+/**
+ * Standard output, written asynchronously. Once its reader has gone (`npm start | head -1`) lines
+ * are dropped: pino stops writing at the first EPIPE, and the flush it makes as the process
+ * exits must not fail the exit either (sonic-boom is pinned to 5.x in package.json `overrides`,
+ * whose flush reports EPIPE where 4.x retried it forever).
+ */
+function standardOutput(): DestinationStream {
+  const stream = destination(1)
+  const flushSync = stream.flushSync.bind(stream)
+  stream.flushSync = () => {
+    try {
+      flushSync()
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err
+    }
+  }
+  return stream
+}
+
 export function loggerOptions(
   config: Config,
-  stream: DestinationStream = destination(1),
+  stream: DestinationStream = standardOutput(),
 ): FastifyServerOptions['logger'] {
   return {
     level: config.log.level,

@@ -18,6 +18,14 @@ const recordStop = (signal: NodeJS.Signals) => {
 process.on('SIGTERM', recordStop)
 process.on('SIGINT', recordStop)
 
+// A reader that went away (`npm start | head -1`, a log shipper restarting) must not stop the
+// server or hang its exit: what it would have read is dropped (the logger does the same).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+  })
+}
+
 const { parseArgs } = await import('node:util')
 const { setTimeout: sleep } = await import('node:timers/promises')
 const { loadConfig, ConfigError } = await import('./config.js')
@@ -62,9 +70,12 @@ closeWithGrace(
   async ({ signal, err }) => {
     if (err) server.log.error({ err }, 'fatal error; shutting down')
     else server.log.info(`${signal ?? 'exit'} received; draining`)
+    const started = performance.now()
     server.serverState.beginShutdown()
     if (config.server.drain_delay > 0) await sleep(config.server.drain_delay)
     await server.close()
+    const durationMs = Math.round(performance.now() - started)
+    server.log.info({ duration_ms: durationMs }, `shutdown complete in ${durationMs} ms`)
   },
 )
 

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
+  freeLoopbackPort,
   killChildren,
   probeTcp,
   runCli,
@@ -11,6 +12,7 @@ import {
   type SiloProcess,
   spawnSilo,
 } from './support/child.js'
+import { eventually } from './support/eventually.js'
 import { testDatabaseServer } from './support/postgres.js'
 import { api, freshDataDir, removeDataDir } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
@@ -101,11 +103,11 @@ async function expectNoInspector(child: SiloProcess) {
  * database is opened and long before it listens. Opening the write end returns once the child
  * has opened it.
  */
-async function spawnHeldAtConfig() {
+async function spawnHeldAtConfig(extra: Record<string, string> = {}) {
   const dir = dataDir()
   const fifo = join(dir, 'silo.yaml')
   execFileSync('mkfifo', [fifo])
-  const child = spawnSilo(siloEnv(dir, { SILO_CONFIG: fifo }))
+  const child = spawnSilo(siloEnv(dir, { SILO_CONFIG: fifo, ...extra }))
   let released = false
   cleanups.push(async () => {
     if (released) return
@@ -308,7 +310,8 @@ describe('SIGTERM drains and exits', () => {
       ),
     ])
     expect(health.status).toBe(200)
-    expect(health.body).toMatchObject({ status: 'ok' })
+    expect(health.body).toEqual({ status: 'ok', mode: 'shutting-down' })
+    expect(ready.body).toMatchObject({ mode: 'shutting-down' })
     expect(write.status).toBe(503)
     expect(write.body).toMatchObject({ error: 'shutting_down' })
     // A new stream gets 200, a retry hint and an immediate, clean end (the body completed).
@@ -321,6 +324,46 @@ describe('SIGTERM drains and exits', () => {
     await sse.ended
 
     expect(await child.exited).toEqual({ code: 0, signal: null })
+    // And the last log line says the drain is over, and how long it took
+    const done = child.logs.filter((l) => /^shutdown complete in [0-9]+ ms$/.test(String(l.msg)))
+    expect(done).toHaveLength(1)
+    expect(done[0]?.duration_ms).toBeGreaterThanOrEqual(3000)
+  })
+
+  it('exits 0 on SIGTERM right after whoever read its stdout went away', async () => {
+    // Given a running server whose stdout reader has just gone (`npm start | head -1`)
+    const { child } = await startFresh({ SILO_SERVER_SHUTDOWN_TIMEOUT: '5s' })
+    child.closeStdout()
+    // When it is asked to stop before it has noticed (its drain lines are the first to fail)
+    child.signal('SIGTERM')
+    // Then it exits cleanly instead of spinning on the dead pipe (which outlasted the timeout)
+    const hung = delay(20_000).then(() => 'still running 20 s after SIGTERM')
+    expect(await Promise.race([child.exited, hung]), child.stderr).toEqual({
+      code: 0,
+      signal: null,
+    })
+  })
+
+  it('serves on when its stdout is closed before it prints its first line', async () => {
+    // Given a server held before start-up, whose stdout reader goes away meanwhile
+    const port = await freeLoopbackPort()
+    const held = await spawnHeldAtConfig({ SILO_SERVER_PORT: String(port) })
+    held.child.closeStdout()
+    // When it starts, on a port the test knows (it can no longer print its address)
+    await held.release('')
+    await eventually(
+      () =>
+        fsp.stat(join(held.dir, 'silo.pid')).then(
+          () => true,
+          () => false,
+        ),
+      'the pid file, written once listening',
+    )
+    // Then its banner lines are dropped, and it answers as usual
+    const url = `http://127.0.0.1:${port}`
+    expect((await api({ url }, 'GET', '/health')).body).toEqual({ status: 'ok', mode: 'normal' })
+    expect(held.child.running).toBe(true)
+    expect(await stop(held.child)).toEqual({ code: 0, signal: null })
   })
 
   it(

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
-import { ModeMachine } from '../state/modeMachine.js'
+import { type Mode, ModeMachine } from '../state/modeMachine.js'
 import { StorageMonitor } from '../state/storageMonitor.js'
 import type { ObjectStorage } from '../storage/objectStorage.js'
 import { AppError } from '../domain/errors.js'
@@ -15,6 +15,8 @@ export interface ServerState {
   storageMonitor: StorageMonitor
   /** True from the first shutdown signal on: /ready answers 503 and new requests are refused. */
   readonly shuttingDown: boolean
+  /** What the probes show: the mode machine's mode, or `shutting-down` once draining. */
+  readonly mode: Mode | 'shutting-down'
   /** Starts the drain: readiness off, SSE clients told and closed. Idempotent. */
   beginShutdown(): void
 }
@@ -50,6 +52,9 @@ export default fp<{ storage: ObjectStorage; config: Config }>(
       storageMonitor,
       get shuttingDown() {
         return shuttingDown
+      },
+      get mode() {
+        return shuttingDown ? 'shutting-down' : modes.mode
       },
       beginShutdown() {
         if (shuttingDown) return
@@ -101,9 +106,12 @@ export default fp<{ storage: ObjectStorage; config: Config }>(
         )
       : async () => {}
     await storageMonitor.start()
-    // A connection that a client opened but never sent a request on would hold the close up
-    // for good: Node counts it as a request under way, and stops enforcing headersTimeout once
-    // closing. While draining, one that has read nothing over a whole sweep is destroyed.
+    // Two kinds of connection would hold the close up, and are destroyed by a sweep while
+    // draining. One a client opened but never sent a request on: Node counts it as a request
+    // under way and stops enforcing headersTimeout once closing; it goes once it has read
+    // nothing over a whole sweep. And one whose every byte has been sent, ending with our FIN
+    // (an event stream just ended, a response with `Connection: close`): a browser's
+    // EventSource keeps its half open until it reconnects, `events.retry` later.
     const sockets = new Set<Socket>()
     app.server.on('connection', (socket: Socket) => {
       sockets.add(socket)
@@ -115,6 +123,7 @@ export default fp<{ storage: ObjectStorage; config: Config }>(
       let silent: Socket[] = []
       silentSweep = setInterval(() => {
         for (const socket of silent) if (socket.bytesRead === 0) socket.destroy()
+        for (const socket of sockets) if (socket.writableFinished) socket.destroy()
         silent = [...sockets].filter((socket) => socket.bytesRead === 0)
       }, 100)
       silentSweep.unref()

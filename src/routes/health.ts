@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type } from 'typebox'
-import { Mode } from './schemas.js'
+import { ServerMode } from './schemas.js'
 
 const DATABASE_PING_TIMEOUT_MS = 2000
 
@@ -16,7 +16,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 const ReadyBody = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
-  mode: Type.String(),
+  mode: ServerMode,
   database: Type.Union([Type.Literal('ok'), Type.Literal('unreachable')]),
   storage: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
   sse_clients: Type.Integer(),
@@ -30,10 +30,10 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
     {
       config: { role: 'none' },
       schema: {
-        response: { 200: Type.Object({ status: Type.Literal('ok'), mode: Mode }) },
+        response: { 200: Type.Object({ status: Type.Literal('ok'), mode: ServerMode }) },
       },
     },
-    async () => ({ status: 'ok' as const, mode: app.serverState.modes.mode }),
+    async () => ({ status: 'ok' as const, mode: app.serverState.mode }),
   )
 
   app.get(
@@ -50,7 +50,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
       const ready = database === 'ok' && !serverState.shuttingDown
       return reply.code(ready ? 200 : 503).send({
         status: ready ? 'ready' : 'not_ready',
-        mode: serverState.shuttingDown ? 'shutting-down' : serverState.modes.mode,
+        mode: serverState.mode,
         database,
         storage: serverState.storageMonitor.isHealthy ? 'ok' : 'unavailable',
         sse_clients: broker.subscriberCount,

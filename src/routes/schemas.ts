@@ -35,5 +35,8 @@ export const Mode = Type.Union([
   Type.Literal('degraded'),
 ])
 
+/** What the probes report: the mode, or `shutting-down` while the server drains. */
+export const ServerMode = Type.Union([Mode, Type.Literal('shutting-down')])
+
 /** Error responses every authenticated route can give. */
 export const authErrors = { 401: ErrorBody, 403: ErrorBody }

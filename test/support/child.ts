@@ -135,6 +135,11 @@ export class SiloProcess {
       })
   }
 
+  /** Stops reading the child's stdout: its next writes there fail with EPIPE. */
+  closeStdout(): void {
+    this.proc.stdout?.destroy()
+  }
+
   signal(signal: NodeJS.Signals): void {
     if (!this.proc.kill(signal)) throw new Error(`could not send ${signal} to ${this.pid}`)
   }
