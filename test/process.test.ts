@@ -12,6 +12,7 @@ import {
   type SiloProcess,
   spawnSilo,
 } from './support/child.js'
+import { chromiumMissing, launchChromium } from './support/browser.js'
 import { eventually } from './support/eventually.js'
 import { testDatabaseServer } from './support/postgres.js'
 import { api, freshDataDir, removeDataDir } from './support/server.js'
@@ -365,6 +366,46 @@ describe('SIGTERM drains and exits', () => {
     expect(held.child.running).toBe(true)
     expect(await stop(held.child)).toEqual({ code: 0, signal: null })
   })
+
+  it.skipIf(chromiumMissing)(
+    'exits 0 at once with a real Chromium EventSource connected, whatever events.retry is',
+    async () => {
+      // Given a server whose clients are told to wait a minute before reconnecting, longer than
+      // the grace period, and a browser page holding its event stream open
+      const { child, url, token } = await startFresh({
+        SILO_EVENTS_RETRY: '60s',
+        SILO_SERVER_SHUTDOWN_TIMEOUT: '15s',
+      })
+      const browser = await launchChromium()
+      cleanups.push(() => browser.close())
+      const page = await browser.newPage()
+      await page.goto(`${url}/health`)
+      await page.evaluate(
+        (t) =>
+          new Promise<void>((resolve) => {
+            const source = new EventSource(`/api/events?token=${t}`)
+            const seen: string[] = []
+            Object.assign(globalThis, { seen })
+            source.addEventListener('server.state', (e) => {
+              seen.push(JSON.parse((e as unknown as { data: string }).data).mode)
+              resolve()
+            })
+          }),
+        token,
+      )
+      // When the server is asked to stop
+      const asked = performance.now()
+      child.signal('SIGTERM')
+      // Then it exits 0 without waiting for the browser to reconnect (which ended the process
+      // by the grace period's timer, exit 1), after telling the page it was shutting down
+      expect(await child.exited).toEqual({ code: 0, signal: null })
+      const tookMs = performance.now() - asked
+      expect(await page.evaluate(() => (globalThis as unknown as { seen: string[] }).seen)).toEqual(
+        ['normal', 'shutting-down'],
+      )
+      expect(tookMs).toBeLessThan(10_000)
+    },
+  )
 
   it(
     'exits 0 with 1,000 SSE clients connected, ending every stream',
