@@ -836,8 +836,7 @@ const TRICKY_ITEMS = [
     part_number: 'rt.4_x-Y',
     description: ' leading and trailing ',
     item_type: 'document',
-    // Names that cannot be a column of their own are left out of the export and left alone
-    properties: { ' spaced key': 'kept', description: 'shadows a column', '': 'empty name' },
+    properties: {},
   },
 ]
 

@@ -133,6 +133,25 @@ describe('item round trip', () => {
     expect(events.stored[2]?.data).toEqual({ part_number: 'BRK-100' })
   })
 
+  it.each([5_000, 10_000])(
+    'refuses properties nested %i levels deep with a 400 naming the limit, and stores nothing',
+    async (levels) => {
+      // Given the state before, and a body well within the default body limit
+      const before = await dbState(server)
+      const body = `{"part_number":"DEEP-1","item_type":"part","properties":{"a":${'['.repeat(levels)}${']'.repeat(levels)}}}`
+      // When it is posted
+      const res = await api(server, 'POST', '/api/items', {
+        token: server.tokens.editor,
+        rawBody: body,
+      })
+      // Then it is refused as too deep, and nothing was written
+      expect(res.status).toBe(400)
+      expectErrorBody(res.body, 'bad_request')
+      expect(res.body.message).toContain('nests deeper than 32 levels')
+      expect(await dbState(server)).toEqual(before)
+    },
+  )
+
   it('creates an item with only the required fields, defaulting description and properties', async () => {
     // Given an editor
     // When an item is created with just part number and type
@@ -453,9 +472,12 @@ describe('bad input (DESIGN §7)', () => {
     token?: 'editor' | 'admin'
     status: number
     error?: string
+    /** What the message must say: the field, and what is wrong with it. */
+    message?: string
   }
 
   const longPn = 'P'.repeat(65)
+  const nested = (levels: number) => JSON.parse('['.repeat(levels) + ']'.repeat(levels))
   const cases: BadCase[] = [
     {
       name: 'malformed JSON on create',
@@ -641,6 +663,114 @@ describe('bad input (DESIGN §7)', () => {
       error: 'unsupported_media_type',
     },
     {
+      name: 'NUL in a description',
+      method: 'POST',
+      path: '/api/items',
+      body: { part_number: 'NEW-1', item_type: 'part', description: 'a\u0000b' },
+      status: 400,
+      message: 'body/description must not contain U+0000 (NUL)',
+    },
+    {
+      name: 'NUL in a property name',
+      method: 'POST',
+      path: '/api/items',
+      body: { part_number: 'NEW-1', item_type: 'part', properties: { 'a\u0000': 1 } },
+      status: 400,
+      message: 'is a name that contains U+0000 (NUL)',
+    },
+    {
+      name: 'NUL in a property value, deep down',
+      method: 'PATCH',
+      path: '/api/items/SEED-1',
+      body: { properties: { a: [{ b: 'x\u0000' }] } },
+      status: 400,
+      message: 'body/properties/a/0/b must not contain U+0000 (NUL)',
+    },
+    {
+      name: 'NUL in the search text',
+      method: 'GET',
+      path: '/api/items?q=a%00b',
+      status: 400,
+      message: 'query/q must not contain U+0000 (NUL)',
+    },
+    {
+      name: 'NUL in the cursor',
+      method: 'GET',
+      path: '/api/items?cursor=%00',
+      status: 400,
+      message: 'query/cursor',
+    },
+    {
+      name: 'limit=Infinity',
+      method: 'GET',
+      path: '/api/items?limit=Infinity',
+      status: 400,
+      message: 'query/limit must be a finite number',
+    },
+    {
+      name: 'limit=1e400',
+      method: 'GET',
+      path: '/api/items?limit=1e400',
+      status: 400,
+      message: 'query/limit',
+    },
+    {
+      name: 'a number too large to be finite (1e309)',
+      method: 'POST',
+      path: '/api/items',
+      rawBody: '{"part_number":"NEW-1","item_type":"part","properties":{"big":1e309}}',
+      status: 400,
+      message: 'body/properties/big must be a finite number',
+    },
+    {
+      name: 'properties nested 40 levels deep',
+      method: 'POST',
+      path: '/api/items',
+      body: { part_number: 'NEW-1', item_type: 'part', properties: { a: nested(40) } },
+      status: 400,
+      message: 'nests deeper than 32 levels',
+    },
+    {
+      name: 'a property name longer than 128 characters',
+      method: 'POST',
+      path: '/api/items',
+      body: { part_number: 'NEW-1', item_type: 'part', properties: { ['n'.repeat(129)]: 1 } },
+      status: 400,
+      message: 'has the property name',
+    },
+    {
+      name: 'a property name with white space at one end',
+      method: 'PATCH',
+      path: '/api/items/SEED-1',
+      body: { properties: { ' mass': 1 } },
+      status: 400,
+      message: 'has the property name " mass"',
+    },
+    {
+      name: 'a property named like a fixed column',
+      method: 'PATCH',
+      path: '/api/items/SEED-1',
+      body: { properties: { description: 'x' } },
+      status: 400,
+      message: 'has the property name "description"',
+    },
+    {
+      name: 'an unknown field, named in the message',
+      method: 'POST',
+      path: '/api/items',
+      body: { part_number: 'NEW-1', item_type: 'part', colour: 'red' },
+      status: 400,
+      message: 'body has an unknown field "colour"',
+    },
+    {
+      name: 'an unknown item_type, with the ones allowed',
+      method: 'POST',
+      path: '/api/items',
+      body: { part_number: 'NEW-1', item_type: 'widget' },
+      status: 400,
+      message: 'body/item_type must be one of "part", "assembly", "drawing", "document"',
+    },
+    {
       name: 'an unknown route',
       method: 'GET',
       path: '/api/nothing-here',
@@ -671,6 +801,7 @@ describe('bad input (DESIGN §7)', () => {
     expect(res.status).toBe(c.status)
     expect(res.headers.get('content-type')).toMatch(/^application\/json/)
     expectErrorBody(res.body, c.error)
+    if (c.message) expect(res.body.message).toContain(c.message)
     // And nothing changed: no item written, no token, no mode change, no event
     expect(await dbState(server)).toEqual(before)
   })

@@ -147,6 +147,8 @@ describe('revisions without files', () => {
       ['POST', '/api/items/P-1/revisions', { comment: 'x', extra: 1 }, 400],
       ['POST', '/api/items/P-1/revisions', { properties: [] }, 400],
       ['POST', '/api/items/P-1/revisions', { comment: 'x'.repeat(5000) }, 400],
+      ['POST', '/api/items/P-1/revisions', { comment: 'a\u0000b' }, 400],
+      ['POST', '/api/items/P-1/revisions', { properties: { 'k\u0000': 1 } }, 400],
       ['POST', '/api/items/NOPE/revisions', { comment: 'x' }, 404],
       ['POST', '/api/items/bad%20pn/revisions', { comment: 'x' }, 400],
     ]
@@ -309,11 +311,36 @@ describe('revisions with files on filesystem storage', () => {
       ['file part misnamed', [{ ...file, name: 'upload' }]],
       ['no file name', [{ ...file, filename: '..' }]],
       ['bad content type', [{ ...file, contentType: 'not a type' }]],
+      ['NUL in the comment', [{ name: 'comment', value: 'a\u0000b' }, file]],
+      [
+        'NUL in a property after the file',
+        [file, { name: 'properties', value: '{"a":"\\u0000"}' }],
+      ],
+      ['a non-finite property', [{ name: 'properties', value: '{"a":1e309}' }, file]],
     ]
     for (const [what, parts] of cases) {
       const res = await postMultipart(revisionsUrl(s), s.tokens.editor, parts)
       expect(res.status, what).toBe(400)
       expect(Object.keys(res.body).sort(), what).toEqual(['error', 'message'])
+    }
+    // Bodies the multipart parser cannot read at all: no boundary, cut short
+    const malformed: [string, string, string][] = [
+      ['no boundary', 'multipart/form-data', '--XX\r\n'],
+      [
+        'cut short in the file',
+        'multipart/form-data; boundary=XX',
+        '--XX\r\nContent-Disposition: form-data; name="file"; filename="a.step"\r\n\r\nabc',
+      ],
+    ]
+    for (const [what, contentType, body] of malformed) {
+      const res = await fetch(revisionsUrl(s), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${s.tokens.editor}`, 'content-type': contentType },
+        body,
+      })
+      expect(res.status, what).toBe(400)
+      const answer = (await res.json()) as Record<string, unknown>
+      expect(answer.message, what).toMatch(/^malformed multipart body: /)
     }
     expect(await dbRevisions(s)).toEqual([])
     expect(storedFiles(s)).toEqual([])

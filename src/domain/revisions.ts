@@ -211,6 +211,10 @@ export async function storeRevisionFile(
   // the number is being reserved.
   const digest = new Digest(upload.maxSize)
   let bodyError: unknown
+  // Until storage takes the stream, nothing else listens to the digest: without this, a body
+  // that fails meanwhile (a cut-short multipart part) would be an uncaught error, which ends
+  // the process. The error itself is reported through bodyError and the storage write.
+  digest.on('error', () => {})
   upload.body.on('error', (err) => {
     bodyError ??= err
     digest.destroy(err)

@@ -6,6 +6,7 @@ import fresh from 'fresh'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { AppError } from '../domain/errors.js'
+import { findValueProblem } from '../domain/jsonValues.js'
 import {
   type PendingRevision,
   type RevisionInput,
@@ -19,6 +20,7 @@ import {
   storeRevisionFile,
 } from '../domain/revisions.js'
 import { parseByteRange } from './byteRange.js'
+import { multipartError } from './multipartError.js'
 import { ErrorBody, PartNumber, Properties, authErrors } from './schemas.js'
 
 const Comment = Type.String({ maxLength: 4096 })
@@ -76,11 +78,14 @@ function fieldValue(part: Multipart & { type: 'field' }): unknown {
   return part.value
 }
 
+/** Multipart fields are checked here, as the schema and the value rules check a JSON body. */
 function validRevisionInput(input: Record<string, unknown>): RevisionInput {
   if (!checkRevisionBody.Check(input)) {
     const first = checkRevisionBody.Errors(input)[0]
     throw badRequest(`invalid revision fields: ${first?.instancePath || '/'} ${first?.message}`)
   }
+  const found = findValueProblem(input)
+  if (found) throw badRequest(`field ${found.path.slice(1)} ${found.problem}`)
   return input
 }
 
@@ -128,7 +133,7 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
       return await completeRevision(app.domain, stored, input)
     } catch (err) {
       if (pending) await abandonRevision(app.domain, pending)
-      throw err
+      throw multipartError(err)
     }
   }
 

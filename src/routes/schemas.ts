@@ -1,5 +1,12 @@
 import { Type } from 'typebox'
 import { ITEM_TYPES, PART_NUMBER_PATTERN, PART_NUMBER_RULE } from '../domain/items.js'
+import {
+  MAX_PROPERTIES,
+  MAX_PROPERTY_NAME_LENGTH,
+  PROPERTY_NAME_PATTERN,
+  PROPERTY_NAME_RULE,
+  RESERVED_PROPERTY_NAMES,
+} from '../domain/properties.js'
 import { ROLES } from '../domain/tokens.js'
 
 export const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() })
@@ -12,8 +19,15 @@ export const PartNumber = Type.String({
 
 export const ItemType = Type.Union(ITEM_TYPES.map((t) => Type.Literal(t)))
 
-export const Properties = Type.Record(Type.String({ maxLength: 128 }), Type.Unknown(), {
-  maxProperties: 256,
+/** Free-form properties; names as src/domain/properties.ts allows them on every route. */
+export const Properties = Type.Record(Type.String(), Type.Unknown(), {
+  maxProperties: MAX_PROPERTIES,
+  propertyNames: {
+    maxLength: MAX_PROPERTY_NAME_LENGTH,
+    pattern: PROPERTY_NAME_PATTERN,
+    not: { enum: [...RESERVED_PROPERTY_NAMES] },
+  },
+  description: `property names: ${PROPERTY_NAME_RULE}`,
 })
 
 export const Item = Type.Object({

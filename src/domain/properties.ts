@@ -1,0 +1,32 @@
+/**
+ * What an item's properties may be, on every route that writes them (the JSON API and the
+ * sheet imports alike), so that an export is always a full copy that imports back unchanged:
+ * each property becomes a sheet column named after it.
+ */
+
+export const MAX_PROPERTIES = 256
+export const MAX_PROPERTY_NAME_LENGTH = 128
+
+/** The sheet's fixed columns; a property of that name could not have a column of its own. */
+export const RESERVED_PROPERTY_NAMES = ['part_number', 'description', 'item_type'] as const
+
+/** No white space at either end: sheet readers trim column names. */
+export const PROPERTY_NAME_PATTERN = '^\\S(?:[\\s\\S]*\\S)?$'
+
+export const PROPERTY_NAME_RULE =
+  `1 to ${MAX_PROPERTY_NAME_LENGTH} characters, no white space at either end, ` +
+  `not ${RESERVED_PROPERTY_NAMES.join(', ')}`
+
+const NAME = new RegExp(PROPERTY_NAME_PATTERN)
+
+/** Why `name` cannot be a property name, or null if it can. */
+export function propertyNameProblem(name: string): string | null {
+  if ([...name].length > MAX_PROPERTY_NAME_LENGTH) {
+    return `property names are at most ${MAX_PROPERTY_NAME_LENGTH} characters`
+  }
+  if (!NAME.test(name)) return 'property names have no white space at either end'
+  if ((RESERVED_PROPERTY_NAMES as readonly string[]).includes(name)) {
+    return `"${name}" is a fixed column, not a property name`
+  }
+  return null
+}
