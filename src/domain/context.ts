@@ -10,19 +10,31 @@ export interface DomainContext {
   eventsCommitted: (events: StoredEvent[]) => void
 }
 
+/** Events appended per statement: a bulk import's thousands go in several, with yields between. */
+const EVENT_SLICE = 1000
+
 /**
  * Runs a mutation and appends the events it emits in the same transaction, so an event exists
- * exactly when its change does; wakes the fan-out once the commit has happened.
+ * exactly when its change does; wakes the fan-out once the commit has happened. The events are
+ * appended at the end, because appending takes the event-order lock until the commit: other
+ * writers wait only for that last part. A mutation that emits many passes `slices`, awaited
+ * between two appends (to yield, or to give up past a deadline).
  */
 export async function mutate<T>(
   ctx: DomainContext,
   fn: (tx: Queryable, emit: (event: NewEvent) => void) => Promise<T>,
+  slices?: { between: () => Promise<void> },
 ): Promise<T> {
-  let stored: StoredEvent[] = []
+  const stored: StoredEvent[] = []
   const result = await ctx.db.transaction(async (tx) => {
     const events: NewEvent[] = []
     const value = await fn(tx, (event) => events.push(event))
-    stored = await appendEvents(tx, events)
+    for (let at = 0; at < events.length; at += EVENT_SLICE) {
+      if (at > 0) await slices?.between()
+      for (const event of await appendEvents(tx, events.slice(at, at + EVENT_SLICE))) {
+        stored.push(event)
+      }
+    }
     return value
   })
   if (stored.length > 0) ctx.eventsCommitted(stored)
