@@ -282,13 +282,24 @@ export function readOdsInto(
     return text === '' ? null : text
   }
 
+  // What the sink throws (its own verdict on a row) passes through the XML parser unchanged.
+  let sinkError: unknown
+  const toSink = (deliver: () => void) => {
+    try {
+      deliver()
+    } catch (err) {
+      sinkError = err
+      throw err
+    }
+  }
+
   const endRow = () => {
     let row = nextRow
     let repeat = rowRepeat
     nextRow += rowRepeat
     if (row === 1) {
       headerSeen = true
-      sink.header(cells.map(cellText))
+      toSink(() => sink.header(cells.map(cellText)))
       row++
       repeat--
     }
@@ -296,7 +307,9 @@ export function readOdsInto(
     if (dataRows + repeat > limits.maxRows) throw tooManyRows(limits)
     dataRows += repeat
     // Repeated rows share one (read-only) cell array.
-    for (let i = 0; i < repeat; i++) sink.row({ row: row + i, cells })
+    toSink(() => {
+      for (let i = 0; i < repeat; i++) sink.row({ row: row + i, cells })
+    })
   }
 
   const appendText = (text: string) => {
@@ -463,7 +476,7 @@ export function readOdsInto(
     parser.close()
   } catch (err) {
     if (err !== FIRST_TABLE_DONE) {
-      if (err instanceof SheetFormatError) throw err
+      if (err instanceof SheetFormatError || err === sinkError) throw err
       throw new SheetFormatError(
         `not a valid ODS file: content.xml is not well-formed XML (${(err as Error).message})`,
       )
