@@ -11,13 +11,16 @@ import type { CheckImportOutcome, SheetTask } from './sheetWorker.js'
 /**
  * The worker threads that read imports and encode exports, so that no file, however hostile,
  * holds the event loop that serves streams and probes. A few threads (parsing is CPU-bound and
- * the machine also runs the server), a bounded queue (a full one answers 503 with Retry-After),
- * and threads that exit when idle.
+ * the machine also runs the server), a bounded queue of imports (a full one answers 503 with
+ * Retry-After), and threads that exit when idle.
  */
 
 const THREADS = Math.min(2, availableParallelism())
-/** Tasks waiting for a thread; export pages count too, so this is a few exports and imports. */
-const MAX_QUEUE = 16
+/**
+ * Tasks waiting for a thread beyond which an import is refused. Export pages are never refused:
+ * an export has at most one page waiting, and refusing it would cut a download under way.
+ */
+const MAX_QUEUED_IMPORTS = 16
 const IDLE_TIMEOUT_MS = 30_000
 /**
  * Heap of one worker. Readers keep only checked rows, so the largest valid import stays well
@@ -71,6 +74,8 @@ export class SheetPool {
     signal: AbortSignal,
   ): Promise<CheckedImport> {
     const ownsBuffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    // Checked here rather than with piscina's maxQueue, which would refuse export pages too.
+    if (this.pool.queueSize >= MAX_QUEUED_IMPORTS) throw busy()
     const outcome = (await this.run(
       { kind: 'checkImport', format, bytes },
       { signal, transferList: ownsBuffer ? [bytes.buffer as ArrayBuffer] : [] },
@@ -103,8 +108,6 @@ export class SheetPool {
     task: SheetTask,
     options: { signal?: AbortSignal; transferList?: ArrayBuffer[] } = {},
   ): Promise<unknown> {
-    // Checked here rather than with piscina's maxQueue, whose refusal is a bare Error.
-    if (this.pool.queueSize >= MAX_QUEUE) throw busy()
     try {
       return await this.pool.run(task, options)
     } catch (err) {
