@@ -14,6 +14,7 @@ import authPlugin from './plugins/auth.js'
 import errorHandlerPlugin from './plugins/errorHandler.js'
 import requireWritablePlugin from './plugins/requireWritable.js'
 import serverStatePlugin from './plugins/serverState.js'
+import sheetPoolPlugin from './plugins/sheetPool.js'
 import validationPlugin from './plugins/validation.js'
 import adminRoutes from './routes/admin.js'
 import bomRoutes from './routes/bom.js'
@@ -68,6 +69,7 @@ export async function buildApp(
     await app.register(brokerPlugin, { events: config.events })
     await app.register(serverStatePlugin, { storage, config })
     await app.register(domainPlugin)
+    await app.register(sheetPoolPlugin)
     await app.register(metricsPlugin)
     await app.register(corsPlugin, { origins: config.server.cors_origins })
     // Multipart bodies are streamed by the routes that take them (file revisions, imports);
@@ -89,7 +91,10 @@ export async function buildApp(
     await app.register(itemRoutes)
     await app.register(revisionRoutes, { maxFileSize: config.storage.max_file_size })
     await app.register(bomRoutes)
-    await app.register(importExportRoutes, { maxSize: config.import.max_size })
+    await app.register(importExportRoutes, {
+      maxSize: config.import.max_size,
+      timeoutMs: config.import.timeout,
+    })
     await app.register(eventRoutes)
     await app.register(adminRoutes)
     await app.ready()

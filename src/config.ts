@@ -91,6 +91,7 @@ export const ConfigSchema = Type.Object(
           default: 33554432,
           description: 'largest CSV or ODS file accepted by the import routes, in bytes',
         }),
+        timeout: Duration('60s', 'an import still reading or writing after this is refused'),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -126,7 +127,7 @@ export type Config = {
     RawConfig['events'],
     'retry' | 'heartbeat_interval' | 'retention_age' | 'prune_interval'
   > & { retry: number; heartbeat_interval: number; retention_age: number; prune_interval: number }
-  import: RawConfig['import']
+  import: Omit<RawConfig['import'], 'timeout'> & { timeout: number }
   log: RawConfig['log']
 }
 
@@ -255,7 +256,7 @@ export function loadConfig(
       retention_age: parseDuration(raw.events.retention_age),
       prune_interval: parseDuration(raw.events.prune_interval),
     },
-    import: raw.import,
+    import: { ...raw.import, timeout: parseDuration(raw.import.timeout) },
     log: raw.log,
   }
 }

@@ -955,7 +955,7 @@ describe('GET /api/export/items.csv and items.ods', () => {
     for (let i = 1200; i-- > 0;) rows.push([`PG-${String(i).padStart(4, '0')}`, `#${i}`, 'part', i])
     expect((await upload(s, 'csv', csv(rows))).body.created).toBe(1200)
     // When both exports are read
-    const fromCsv = readCsv((await download(s, 'csv')).bytes)
+    const fromCsv = await readCsv((await download(s, 'csv')).bytes)
     const fromOds = readOds((await download(s, 'ods')).bytes)
     // Then they hold every item once, sorted
     const expected = rows
@@ -1025,7 +1025,9 @@ describe('roles and modes', () => {
       // And both exports still answer with the data
       const exported = await download(s, 'csv')
       expect(exported.status).toBe(200)
-      expect(readCsv(exported.bytes).rows).toEqual([{ row: 2, cells: ['RO-1', 'kept', 'part'] }])
+      expect((await readCsv(exported.bytes)).rows).toEqual([
+        { row: 2, cells: ['RO-1', 'kept', 'part'] },
+      ])
       expect(readOds((await download(s, 'ods')).bytes).rows).toHaveLength(1)
     } finally {
       await api(s, 'PUT', '/api/admin/mode', { token: s.tokens.admin, body: { read_only: false } })

@@ -1,15 +1,17 @@
 import type { Queryable } from '../db/database.js'
 import { csvLines } from '../sheets/csv.js'
-import { OdsWriter } from '../sheets/ods.js'
+import { OdsZip } from '../sheets/ods.js'
 import type { Cell } from '../sheets/sheet.js'
-import { FIXED_COLUMNS } from './importItems.js'
+import type { SheetPool } from '../workers/sheetPool.js'
+import { FIXED_COLUMNS, MAX_PROPERTY_NAME_LENGTH } from './importRows.js'
 import { type Item, listItems } from './items.js'
 
 /**
  * Every item as a sheet that the import reads back unchanged: part_number, description,
  * item_type, then one column per property name (sorted). Streamed page by page in part-number
  * order; nothing holds the whole table. Pages are separate reads, so an export taken during
- * writes may show some of them; revisions and BOMs are not part of it.
+ * writes may show some of them; revisions and BOMs are not part of it. The database is read on
+ * this thread; each page is encoded (CSV text, or ODS XML deflated) in the sheet worker pool.
  */
 
 const PAGE_SIZE = 500
@@ -23,7 +25,7 @@ function isColumnName(name: string): boolean {
   return (
     name !== '' &&
     name === name.trim() &&
-    [...name].length <= 128 &&
+    [...name].length <= MAX_PROPERTY_NAME_LENGTH &&
     !(FIXED_COLUMNS as readonly string[]).includes(name)
   )
 }
@@ -73,26 +75,32 @@ function itemRow(item: Item, keys: readonly string[], value: (v: unknown) => Cel
 }
 
 /** Every item as CSV text, a page of rows per chunk. */
-export async function* exportItemsCsv(db: Queryable): AsyncGenerator<string> {
+export async function* exportItemsCsv(db: Queryable, pool: SheetPool): AsyncGenerator<string> {
   const keys = await propertyColumns(db)
   yield csvLines([[...FIXED_COLUMNS, ...keys]])
   for await (const items of itemPages(db)) {
-    yield csvLines(items.map((item) => itemRow(item, keys, csvValue)))
+    yield await pool.csvRows(items.map((item) => itemRow(item, keys, csvValue)))
   }
 }
 
-/** Every item as an ODS file, zip chunks as the deflater produces them. */
-export async function* exportItemsOds(db: Queryable): AsyncGenerator<Uint8Array> {
+/** Every item as an ODS file, zip chunks as each page's piece of content.xml is added. */
+export async function* exportItemsOds(db: Queryable, pool: SheetPool): AsyncGenerator<Uint8Array> {
   const keys = await propertyColumns(db)
   const chunks: Uint8Array[] = []
-  const writer = new OdsWriter(FIXED_COLUMNS.length + keys.length, (c) => chunks.push(c), {
+  const zip = new OdsZip((c) => chunks.push(c))
+  let head: { columns: number; sheetName: string } | undefined = {
+    columns: FIXED_COLUMNS.length + keys.length,
     sheetName: 'items',
-  })
-  writer.row([...FIXED_COLUMNS, ...keys])
-  for await (const items of itemPages(db)) {
-    for (const item of items) writer.row(itemRow(item, keys, odsValue))
-    if (chunks.length > 0) yield* chunks.splice(0)
   }
-  writer.end()
+  let rows: Cell[][] = [[...FIXED_COLUMNS, ...keys]]
+  let before = { crc: 0, size: 0 }
+  for await (const items of itemPages(db)) {
+    for (const item of items) rows.push(itemRow(item, keys, odsValue))
+    const piece = await pool.odsPiece({ ...(head ? { head } : {}), rows, last: false, before })
+    zip.piece(piece, false)
+    ;[head, rows, before] = [undefined, [], { crc: piece.crc, size: piece.size }]
+    yield* chunks.splice(0)
+  }
+  zip.piece(await pool.odsPiece({ ...(head ? { head } : {}), rows, last: true, before }), true)
   yield* chunks.splice(0)
 }

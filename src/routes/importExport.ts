@@ -4,7 +4,8 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { AppError } from '../domain/errors.js'
 import { exportItemsCsv, exportItemsOds } from '../domain/exportItems.js'
-import { importItems, readSheet, type SheetFormat } from '../domain/importItems.js'
+import { importItems } from '../domain/importItems.js'
+import type { SheetFormat } from '../domain/importRows.js'
 import { ODS_MIME_TYPE } from '../sheets/ods.js'
 import { ErrorBody, authErrors } from './schemas.js'
 
@@ -62,11 +63,15 @@ function mediaType(request: FastifyRequest): { essence: string; charset?: string
   }
 }
 
-const importExportRoutes: FastifyPluginAsync<{ maxSize: number }> = async (plain, { maxSize }) => {
+const importExportRoutes: FastifyPluginAsync<{ maxSize: number; timeoutMs: number }> = async (
+  plain,
+  { maxSize, timeoutMs },
+) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>()
 
-  // Encapsulated in this plugin: other routes still answer 415 to these types. Imports must be
-  // parsed whole to be all-or-nothing, so the body is buffered, bounded by import.max_size.
+  // Encapsulated in this plugin: other routes still answer 415 to these types. The body is
+  // buffered, counted against import.max_size as it arrives (413 as soon as it is crossed), and
+  // handed to a worker thread without a copy; reading it happens there.
   app.addContentTypeParser(
     [...RAW_TYPES.csv, ...RAW_TYPES.ods],
     { parseAs: 'buffer', bodyLimit: maxSize },
@@ -129,6 +134,7 @@ const importExportRoutes: FastifyPluginAsync<{ maxSize: number }> = async (plain
             409: ErrorBody,
             413: ErrorBody,
             415: ErrorBody,
+            422: ErrorBody,
             503: ErrorBody,
             ...authErrors,
           },
@@ -136,8 +142,12 @@ const importExportRoutes: FastifyPluginAsync<{ maxSize: number }> = async (plain
       },
       async (request) => {
         const bytes = await uploadedFile(request, format)
-        const sheet = readSheet(format, bytes)
-        return importItems(app.domain, sheet, { dryRun: request.query.dry_run })
+        return importItems(
+          app.domain,
+          app.sheetPool,
+          { format, bytes },
+          { dryRun: request.query.dry_run, timeoutMs },
+        )
       },
     )
   }
@@ -151,7 +161,7 @@ const importExportRoutes: FastifyPluginAsync<{ maxSize: number }> = async (plain
         .type('text/csv; charset=utf-8')
         .header('content-disposition', 'attachment; filename="items.csv"')
         .header('cache-control', 'no-store')
-        .send(Readable.from(exportItemsCsv(app.db))),
+        .send(Readable.from(exportItemsCsv(app.db, app.sheetPool))),
   )
 
   plain.get(
@@ -162,7 +172,7 @@ const importExportRoutes: FastifyPluginAsync<{ maxSize: number }> = async (plain
         .type(ODS_MIME_TYPE)
         .header('content-disposition', 'attachment; filename="items.ods"')
         .header('cache-control', 'no-store')
-        .send(Readable.from(exportItemsOds(app.db))),
+        .send(Readable.from(exportItemsOds(app.db, app.sheetPool))),
   )
 }
 

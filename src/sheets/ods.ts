@@ -1,20 +1,23 @@
-import { strToU8, unzipSync, Zip, ZipDeflate, ZipPassThrough } from 'fflate'
+import { crc32, constants as zlibConstants, deflateRawSync } from 'node:zlib'
+import { Inflate, strToU8, Zip, ZipDeflate, type ZipInputFile, ZipPassThrough } from 'fflate'
 import { SaxesParser, type SaxesTagNS } from 'saxes'
 import {
   type Cell,
   cellText,
+  cellTooLong,
+  collectSheet,
   DEFAULT_SHEET_LIMITS,
   type Sheet,
   type SheetLimits,
-  type SheetRow,
+  type SheetSink,
   SheetFormatError,
   tooManyColumns,
   tooManyRows,
 } from './sheet.js'
 
 /**
- * OpenDocument spreadsheets (ODF 1.2): the first table of content.xml, read with a streaming XML
- * parser; written as a zip stream, row by row.
+ * OpenDocument spreadsheets (ODF 1.2): the first table of content.xml, inflated and parsed as a
+ * stream; written as a zip stream whose content.xml is deflated in pieces.
  */
 
 export const ODS_MIME_TYPE = 'application/vnd.oasis.opendocument.spreadsheet'
@@ -24,61 +27,136 @@ const NS_TABLE = 'urn:oasis:names:tc:opendocument:xmlns:table:1.0'
 const NS_TEXT = 'urn:oasis:names:tc:opendocument:xmlns:text:1.0'
 const NS_DRAW = 'urn:oasis:names:tc:opendocument:xmlns:drawing:1.0'
 
-export interface OdsReadOptions extends SheetLimits {
-  /**
-   * Largest content.xml (uncompressed) the reader inflates; a zip bomb stops here. The default
-   * is well above what DEFAULT_SHEET_LIMITS' 100,000 rows take (about 25 MB for 10 columns).
-   */
-  maxContentBytes: number
-}
-
-const DEFAULT_ODS_READ_OPTIONS: OdsReadOptions = {
-  ...DEFAULT_SHEET_LIMITS,
-  maxContentBytes: 256 * 1024 * 1024,
-}
-
-/** How much XML text is handed to the parser at a time. */
-const PARSE_CHUNK = 1 << 20
+/**
+ * How much compressed data is inflated at a time. Deflate expands at most about 1032 times, so
+ * no single chunk that comes out is larger than about 4 MiB, whatever the file.
+ */
+const INFLATE_CHUNK = 4 * 1024
 
 /** Thrown from a handler to stop parsing once the first table is complete. */
 const FIRST_TABLE_DONE = Symbol('first table done')
 
-function extractContent(input: Uint8Array, maxContentBytes: number): Uint8Array {
-  let contentSize = -1
-  let files: Record<string, Uint8Array>
-  try {
-    // The central directory is read first and only the entries kept here are inflated; the
-    // declared size bounds the output buffer, so a lying entry is cut short (and then fails to
-    // parse) instead of growing without end.
-    files = unzipSync(input, {
-      filter: (file) => {
-        if (file.name === 'mimetype') return file.originalSize <= 1024
-        if (file.name !== 'content.xml') return false
-        contentSize = file.originalSize
-        return file.originalSize <= maxContentBytes
-      },
-    })
-  } catch (err) {
-    throw new SheetFormatError(
-      `not a valid ODS file: the zip archive cannot be read (${(err as Error).message})`,
-    )
+// ---- the zip container ----
+
+interface ZipEntry {
+  name: string
+  flags: number
+  method: number
+  compressedSize: number
+  /** What the headers claim; a bound is applied to what really comes out. */
+  size: number
+  dataStart: number
+}
+
+function unreadableZip(why: string): SheetFormatError {
+  return new SheetFormatError(`not a valid ODS file: the zip archive cannot be read (${why})`)
+}
+
+/**
+ * The entries of a zip archive, from its central directory (the authoritative list, which is
+ * also what fflate's unzipSync reads). fflate's streaming Unzip is not used: it finds the end of
+ * an entry written with a data descriptor (as silo's own export and many writers do) by scanning
+ * for a signature, and its unzipSync inflates into a buffer of the size the headers declare.
+ * Here each entry is inflated as a stream and its real output counted instead.
+ */
+function zipEntries(input: Uint8Array): Map<string, ZipEntry> {
+  const view = new DataView(input.buffer, input.byteOffset, input.byteLength)
+  const u16 = (at: number) => view.getUint16(at, true)
+  const u32 = (at: number) => view.getUint32(at, true)
+  const inside = (at: number, length: number) => at >= 0 && at + length <= input.length
+  let end = -1
+  for (let at = input.length - 22; at >= 0 && at >= input.length - 22 - 0xffff; at--) {
+    if (u32(at) === 0x06054b50) {
+      end = at
+      break
+    }
   }
-  const mimetype = files.mimetype ? new TextDecoder().decode(files.mimetype).trim() : undefined
-  if (mimetype !== undefined && mimetype !== ODS_MIME_TYPE) {
-    throw new SheetFormatError(`not an ODS spreadsheet: the document's type is ${mimetype}`)
+  if (end < 0) throw unreadableZip('no end of central directory')
+  const count = u16(end + 10)
+  let at = u32(end + 16)
+  if (count === 0xffff || at === 0xffffffff) throw unreadableZip('ZIP64 archives are not read')
+  const entries = new Map<string, ZipEntry>()
+  const decoder = new TextDecoder()
+  for (let i = 0; i < count; i++) {
+    if (!inside(at, 46) || u32(at) !== 0x02014b50) throw unreadableZip('broken central directory')
+    const nameLength = u16(at + 28)
+    const local = u32(at + 42)
+    if (!inside(at + 46, nameLength) || !inside(local, 30) || u32(local) !== 0x04034b50) {
+      throw unreadableZip('broken central directory')
+    }
+    const entry: ZipEntry = {
+      name: decoder.decode(input.subarray(at + 46, at + 46 + nameLength)),
+      flags: u16(at + 8),
+      method: u16(at + 10),
+      compressedSize: u32(at + 20),
+      size: u32(at + 24),
+      dataStart: local + 30 + u16(local + 26) + u16(local + 28),
+    }
+    if (!inside(entry.dataStart, entry.compressedSize))
+      throw unreadableZip(`${entry.name} is cut short`)
+    entries.set(entry.name, entry)
+    at += 46 + nameLength + u16(at + 30) + u16(at + 32)
   }
-  if (contentSize > maxContentBytes) {
-    throw new SheetFormatError(
-      `the spreadsheet's content.xml is ${contentSize} bytes uncompressed; at most ${maxContentBytes} are read`,
-    )
+  return entries
+}
+
+/**
+ * Inflates one entry chunk by chunk into `onChunk`, and stops with `tooLarge` as soon as more
+ * than `maxBytes` have come out, whatever the headers said.
+ */
+function inflateEntry(
+  input: Uint8Array,
+  entry: ZipEntry,
+  maxBytes: number,
+  tooLarge: () => Error,
+  onChunk: (chunk: Uint8Array) => void,
+): void {
+  if (entry.flags & 1) throw unreadableZip(`${entry.name} is encrypted`)
+  if (entry.method !== 0 && entry.method !== 8) {
+    throw unreadableZip(`${entry.name} uses compression method ${entry.method}`)
   }
-  const content = files['content.xml']
-  if (!content) {
-    throw new SheetFormatError(
-      'not an ODS spreadsheet: the zip archive has no content.xml (save the sheet as .ods or .csv)',
-    )
+  let total = 0
+  // What the consumer throws (a limit, bad XML) passes through the inflater unchanged.
+  let consumerError: unknown
+  const take = (chunk: Uint8Array) => {
+    total += chunk.length
+    try {
+      if (total > maxBytes) throw tooLarge()
+      onChunk(chunk)
+    } catch (err) {
+      consumerError = err
+      throw err
+    }
   }
-  return content
+  const data = input.subarray(entry.dataStart, entry.dataStart + entry.compressedSize)
+  const inflater = entry.method === 8 ? new Inflate((chunk) => take(chunk)) : undefined
+  for (let at = 0; at < data.length || at === 0; at += INFLATE_CHUNK) {
+    const slice = data.subarray(at, at + INFLATE_CHUNK)
+    const last = at + INFLATE_CHUNK >= data.length
+    if (!inflater) take(slice)
+    else {
+      try {
+        inflater.push(slice, last)
+      } catch (err) {
+        if (err === consumerError) throw err
+        throw unreadableZip(`${entry.name} cannot be inflated: ${(err as Error).message}`)
+      }
+    }
+    if (last) break
+  }
+}
+
+function readMimetype(input: Uint8Array, entry: ZipEntry | undefined): string | undefined {
+  if (!entry) return undefined
+  const chunks: Uint8Array[] = []
+  inflateEntry(
+    input,
+    entry,
+    1024,
+    () => unreadableZip('mimetype is too long'),
+    (c) => chunks.push(c),
+  )
+  return new TextDecoder().decode(Buffer.concat(chunks)).trim()
 }
 
 function attribute(tag: SaxesTagNS, uri: string, local: string): string | undefined {
@@ -110,16 +188,33 @@ function isWhiteSpace(code: number): boolean {
  * every other cell its text: paragraphs joined by "\n", text:s, text:tab and text:line-break
  * expanded, spans and links flattened, annotations left out.
  */
-export function readOds(
+export function readOdsInto(
   input: Uint8Array,
-  options: OdsReadOptions = DEFAULT_ODS_READ_OPTIONS,
-): Sheet {
-  const content = extractContent(input, options.maxContentBytes)
-  const limits: SheetLimits = options
+  sink: SheetSink,
+  limits: SheetLimits = DEFAULT_SHEET_LIMITS,
+): void {
+  const entries = zipEntries(input)
+  const mimetype = readMimetype(input, entries.get('mimetype'))
+  if (mimetype !== undefined && mimetype !== ODS_MIME_TYPE) {
+    throw new SheetFormatError(`not an ODS spreadsheet: the document's type is ${mimetype}`)
+  }
+  const content = entries.get('content.xml')
+  if (!content) {
+    throw new SheetFormatError(
+      'not an ODS spreadsheet: the zip archive has no content.xml (save the sheet as .ods or .csv)',
+    )
+  }
+  const contentTooLarge = (size: number | string) =>
+    new SheetFormatError(
+      `the spreadsheet's content.xml is ${size} bytes uncompressed; at most ${limits.maxContentBytes} are read`,
+    )
+  if (content.size > limits.maxContentBytes) throw contentTooLarge(content.size)
   const parser = new SaxesParser({ xmlns: true, fileName: 'content.xml' })
 
-  let header: string[] | null = null
-  const rows: SheetRow[] = []
+  let headerSeen = false
+  let dataRows = 0
+  /** table:table-row elements read, whatever they repeat: each costs work even when empty. */
+  let rowElements = 0
   let nextRow = 1
   let tableDepth = 0
   let firstTableSeen = false
@@ -129,6 +224,8 @@ export function readOds(
   let rowRepeat = 1
   let cells: Cell[] = []
   let pendingEmpty = 0
+  /** Cell elements in the row, whatever they repeat. */
+  let cellElements = 0
 
   // The cell being read.
   let inCell = false
@@ -138,6 +235,8 @@ export function readOds(
   let booleanValue: string | undefined
   let stringValue: string | undefined
   let paragraphs: string[] = []
+  /** Characters of the cell's text so far: its paragraphs and the newlines joining them. */
+  let cellLength = 0
   let paragraph: string | null = null
   /** Collapsible white space was the last thing written to the paragraph. */
   let afterSpace = false
@@ -145,6 +244,12 @@ export function readOds(
   let ignoredDepth = 0
 
   const inFirstTable = () => tableDepth === 1 && firstTableSeen
+
+  const checkCellLength = () => {
+    if (cellLength + (paragraph?.length ?? 0) > limits.maxCellLength) {
+      throw cellTooLong(limits, nextRow, cells.length + pendingEmpty)
+    }
+  }
 
   const addCells = (value: Cell, repeat: number) => {
     if (value === null) {
@@ -177,19 +282,34 @@ export function readOds(
     return text === '' ? null : text
   }
 
+  // What the sink throws (its own verdict on a row) passes through the XML parser unchanged.
+  let sinkError: unknown
+  const toSink = (deliver: () => void) => {
+    try {
+      deliver()
+    } catch (err) {
+      sinkError = err
+      throw err
+    }
+  }
+
   const endRow = () => {
     let row = nextRow
     let repeat = rowRepeat
     nextRow += rowRepeat
     if (row === 1) {
-      header = cells.map(cellText)
+      headerSeen = true
+      toSink(() => sink.header(cells.map(cellText)))
       row++
       repeat--
     }
     if (cells.length === 0 || repeat === 0) return
-    if (rows.length + repeat > limits.maxRows) throw tooManyRows(limits)
+    if (dataRows + repeat > limits.maxRows) throw tooManyRows(limits)
+    dataRows += repeat
     // Repeated rows share one (read-only) cell array.
-    for (let i = 0; i < repeat; i++) rows.push({ row: row + i, cells })
+    toSink(() => {
+      for (let i = 0; i < repeat; i++) sink.row({ row: row + i, cells })
+    })
   }
 
   const appendText = (text: string) => {
@@ -208,12 +328,14 @@ export function readOds(
       }
     }
     paragraph += out
+    checkCellLength()
   }
 
   const appendLiteral = (text: string) => {
     if (paragraph === null || ignoredDepth > 0) return
     paragraph += text
     afterSpace = false
+    checkCellLength()
   }
 
   parser.on('opentag', (tag) => {
@@ -258,18 +380,25 @@ export function readOds(
     }
     if (tag.uri !== NS_TABLE) return
     if (tag.local === 'table-row' && !inRow) {
+      if (++rowElements > limits.maxRows + 1) throw tooManyRows(limits)
       inRow = true
       rowRepeat = repeatCount(attribute(tag, NS_TABLE, 'number-rows-repeated'))
       cells = []
       pendingEmpty = 0
+      cellElements = 0
     } else if ((tag.local === 'table-cell' || tag.local === 'covered-table-cell') && inRow) {
+      if (++cellElements > limits.maxColumns) throw tooManyColumns(limits)
       inCell = true
       cellRepeat = repeatCount(attribute(tag, NS_TABLE, 'number-columns-repeated'))
       valueType = attribute(tag, NS_OFFICE, 'value-type')
       officeValue = attribute(tag, NS_OFFICE, 'value')
       booleanValue = attribute(tag, NS_OFFICE, 'boolean-value')
       stringValue = attribute(tag, NS_OFFICE, 'string-value')
+      if (stringValue !== undefined && stringValue.length > limits.maxCellLength) {
+        throw cellTooLong(limits, nextRow, cells.length + pendingEmpty)
+      }
       paragraphs = []
+      cellLength = 0
       paragraph = null
       ignoredDepth = 0
     }
@@ -289,6 +418,7 @@ export function readOds(
       }
       if (tag.uri === NS_TEXT && (tag.local === 'p' || tag.local === 'h') && paragraph !== null) {
         paragraphs.push(paragraph)
+        cellLength += paragraph.length + 1
         paragraph = null
         return
       }
@@ -310,23 +440,57 @@ export function readOds(
   parser.on('text', appendText)
   parser.on('cdata', appendLiteral)
 
+  // saxes gathers a text node whole before handing it over; a run of bytes without markup is
+  // bounded so that one giant text node cannot grow in memory. An escaped character of a cell's
+  // text takes at most 6 bytes (&quot;), so the longest cell fits well within the bound.
+  const maxTextRun = 8 * limits.maxCellLength
+  let textRun = 0
+  const checkTextRuns = (chunk: Uint8Array) => {
+    for (let at = 0; ;) {
+      const next = chunk.indexOf(0x3c, at)
+      textRun += (next < 0 ? chunk.length : next) - at
+      if (textRun > maxTextRun) {
+        throw new SheetFormatError(
+          `the spreadsheet's content.xml holds more than ${maxTextRun} bytes of text in one place`,
+        )
+      }
+      if (next < 0) return
+      textRun = 0
+      at = next + 1
+    }
+  }
+
   const decoder = new TextDecoder('utf-8', { fatal: true })
   try {
-    for (let at = 0; at < content.length; at += PARSE_CHUNK) {
-      parser.write(decoder.decode(content.subarray(at, at + PARSE_CHUNK), { stream: true }))
-    }
+    inflateEntry(
+      input,
+      content,
+      limits.maxContentBytes,
+      () => contentTooLarge(`more than ${limits.maxContentBytes}`),
+      (chunk) => {
+        checkTextRuns(chunk)
+        parser.write(decoder.decode(chunk, { stream: true }))
+      },
+    )
     parser.write(decoder.decode())
     parser.close()
   } catch (err) {
     if (err !== FIRST_TABLE_DONE) {
-      if (err instanceof SheetFormatError) throw err
+      if (err instanceof SheetFormatError || err === sinkError) throw err
       throw new SheetFormatError(
         `not a valid ODS file: content.xml is not well-formed XML (${(err as Error).message})`,
       )
     }
   }
   if (!firstTableSeen) throw new SheetFormatError('the ODS file holds no table')
-  return { header: header ?? [], rows }
+  if (!headerSeen) sink.header([])
+}
+
+/** The first table as a whole in memory. */
+export function readOds(input: Uint8Array, limits: SheetLimits = DEFAULT_SHEET_LIMITS): Sheet {
+  const { sink, sheet } = collectSheet()
+  readOdsInto(input, sink, limits)
+  return sheet
 }
 
 // ---- writing ----
@@ -421,26 +585,60 @@ function rowXml(cells: readonly Cell[]): string {
   return `${out}${last === 0 ? '<table:table-cell/>' : ''}</table:table-row>`
 }
 
-/** Bytes of content.xml collected before they are handed to the deflater. */
-const FLUSH_AT = 64 * 1024
+/** The start of content.xml, up to the first row of a table of `columns` columns. */
+export function odsContentHead(columns: number, sheetName = 'Sheet1'): string {
+  return (
+    `${CONTENT_HEAD}<table:table table:name="${escapeXml(sheetName)}">` +
+    `<table:table-column table:number-columns-repeated="${Math.max(1, columns)}"/>`
+  )
+}
+
+/** Rows as content.xml table rows. */
+export function odsRowsXml(rows: readonly (readonly Cell[])[]): string {
+  let out = ''
+  for (const cells of rows) out += rowXml(cells)
+  return out
+}
+
+export { CONTENT_TAIL as ODS_CONTENT_TAIL }
+
+/** A piece of content.xml, deflated, and the running CRC-32 and size of the text so far. */
+export interface DeflatedPiece {
+  bytes: Uint8Array
+  crc: number
+  size: number
+}
+
+/**
+ * Deflates one piece of content.xml. Pieces end on a byte boundary (a sync flush) and refer to
+ * nothing before them, so the pieces of a file can be made one at a time, anywhere (in a worker
+ * thread, each by a fresh deflater), and simply concatenated; the last one ends the stream.
+ * `before` carries the CRC and size of the pieces already made.
+ */
+export function deflateContentPiece(
+  xml: string,
+  before: { crc: number; size: number },
+  last: boolean,
+): DeflatedPiece {
+  const text = Buffer.from(xml, 'utf8')
+  const bytes = deflateRawSync(text, {
+    level: 6,
+    finishFlush: last ? zlibConstants.Z_FINISH : zlibConstants.Z_SYNC_FLUSH,
+  })
+  return { bytes, crc: crc32(text, before.crc), size: before.size + text.length }
+}
 
 /**
  * Writes an ODS file as a zip stream: `mimetype` first and stored, then the manifest, then
- * content.xml deflated as rows arrive. Output chunks go to `onChunk` synchronously; memory stays
- * bounded by the deflater's window, whatever the number of rows.
+ * content.xml from pieces made by deflateContentPiece. Output chunks go to `onChunk`
+ * synchronously; the zip framing is all this does, so it costs little wherever it runs.
  */
-export class OdsWriter {
+export class OdsZip {
   private readonly zip: Zip
-  private readonly content: ZipDeflate
-  private pending: string[] = []
-  private pendingLength = 0
+  private readonly content: ZipInputFile & { size: number; crc: number }
   private ended = false
 
-  constructor(
-    columns: number,
-    onChunk: (chunk: Uint8Array) => void,
-    options: { sheetName?: string } = {},
-  ) {
+  constructor(onChunk: (chunk: Uint8Array) => void) {
     this.zip = new Zip((err, data) => {
       if (err) throw err
       onChunk(data)
@@ -451,39 +649,21 @@ export class OdsWriter {
     const manifest = new ZipDeflate('META-INF/manifest.xml', { level: 6 })
     this.zip.add(manifest)
     manifest.push(strToU8(MANIFEST), true)
-    this.content = new ZipDeflate('content.xml', { level: 6 })
+    // An entry whose data comes already deflated; fflate writes its header and data descriptor.
+    this.content = { filename: 'content.xml', compression: 8, size: 0, crc: 0 }
     this.zip.add(this.content)
-    const name = escapeXml(options.sheetName ?? 'Sheet1')
-    this.write(
-      `${CONTENT_HEAD}<table:table table:name="${name}">` +
-        `<table:table-column table:number-columns-repeated="${Math.max(1, columns)}"/>`,
-    )
   }
 
-  row(cells: readonly Cell[]): void {
-    if (this.ended) throw new Error('OdsWriter: row after end')
-    this.write(rowXml(cells))
-  }
-
-  end(): void {
-    if (this.ended) return
-    this.ended = true
-    this.write(CONTENT_TAIL)
-    this.flush(true)
-    this.zip.end()
-  }
-
-  private write(xml: string): void {
-    this.pending.push(xml)
-    this.pendingLength += xml.length
-    if (this.pendingLength >= FLUSH_AT) this.flush(false)
-  }
-
-  private flush(final: boolean): void {
-    const text = this.pending.join('')
-    this.pending = []
-    this.pendingLength = 0
-    this.content.push(strToU8(text), final)
+  /** Adds a piece; the one made with `last` ends content.xml and the file. */
+  piece(piece: DeflatedPiece, last: boolean): void {
+    if (this.ended) throw new Error('OdsZip: piece after the last one')
+    this.content.crc = piece.crc
+    this.content.size = piece.size
+    this.content.ondata?.(null, piece.bytes as Uint8Array<ArrayBuffer>, last)
+    if (last) {
+      this.ended = true
+      this.zip.end()
+    }
   }
 }
 
@@ -493,9 +673,8 @@ export function writeOds(
   rows: readonly (readonly Cell[])[],
 ): Uint8Array {
   const chunks: Uint8Array[] = []
-  const writer = new OdsWriter(header.length, (c) => chunks.push(c))
-  writer.row(header)
-  for (const row of rows) writer.row(row)
-  writer.end()
+  const zip = new OdsZip((c) => chunks.push(c))
+  const xml = odsContentHead(header.length) + odsRowsXml([header, ...rows]) + CONTENT_TAIL
+  zip.piece(deflateContentPiece(xml, { crc: 0, size: 0 }, true), true)
   return Buffer.concat(chunks)
 }

@@ -21,15 +21,52 @@ export interface Sheet {
   rows: SheetRow[]
 }
 
-/** Bounds on what a reader builds in memory, whatever the file claims. */
+/**
+ * Bounds on what a reader builds in memory and the work it does, whatever the file claims. They
+ * are checked as the file is read, so a file is refused at the first row that crosses one.
+ */
 export interface SheetLimits {
-  /** Most data rows (header excluded). */
+  /** Most data rows (header excluded); blank rows count, as a spreadsheet shows them. */
   maxRows: number
   /** Most columns holding a value in any row. */
   maxColumns: number
+  /** Longest cell, in characters (UTF-16 code units, as JavaScript counts). */
+  maxCellLength: number
+  /**
+   * Largest content.xml of an ODS file, counted as it inflates, whatever the zip headers claim.
+   * Well above what 100,000 rows take (about 25 MB for 10 columns).
+   */
+  maxContentBytes: number
 }
 
-export const DEFAULT_SHEET_LIMITS: SheetLimits = { maxRows: 100_000, maxColumns: 1024 }
+export const DEFAULT_SHEET_LIMITS: SheetLimits = {
+  maxRows: 100_000,
+  maxColumns: 1024,
+  maxCellLength: 65_536,
+  maxContentBytes: 256 * 1024 * 1024,
+}
+
+/** Where a reader hands the header and each non-blank data row, as it reads them. */
+export interface SheetSink {
+  header(names: string[]): void
+  row(row: SheetRow): void
+}
+
+/** A sink that keeps everything: the whole table in memory (tests, exports read back). */
+export function collectSheet(): { sink: SheetSink; sheet: Sheet } {
+  const sheet: Sheet = { header: [], rows: [] }
+  return {
+    sheet,
+    sink: {
+      header: (names) => {
+        sheet.header = names
+      },
+      row: (row) => {
+        sheet.rows.push(row)
+      },
+    },
+  }
+}
 
 /** The file is not a readable CSV or ODS table; the message says why, for the uploader. */
 export class SheetFormatError extends Error {
@@ -65,4 +102,10 @@ export function tooManyRows(limits: SheetLimits): SheetFormatError {
 
 export function tooManyColumns(limits: SheetLimits): SheetFormatError {
   return new SheetFormatError(`the sheet has more than ${limits.maxColumns} columns`)
+}
+
+export function cellTooLong(limits: SheetLimits, row: number, column: number): SheetFormatError {
+  return new SheetFormatError(
+    `row ${row}, column ${columnLetter(column)}: a cell holds at most ${limits.maxCellLength} characters`,
+  )
 }

@@ -1,8 +1,19 @@
 import { readFileSync } from 'node:fs'
+import { crc32 } from 'node:zlib'
 import { strToU8, unzipSync, zipSync } from 'fflate'
 import { describe, expect, it } from 'vitest'
-import { csvLines, readCsv } from '../../src/sheets/csv.js'
-import { ODS_MIME_TYPE, OdsWriter, readOds, writeOds } from '../../src/sheets/ods.js'
+import { csvLines, readCsv, readCsvInto } from '../../src/sheets/csv.js'
+import {
+  deflateContentPiece,
+  ODS_CONTENT_TAIL,
+  ODS_MIME_TYPE,
+  odsContentHead,
+  odsRowsXml,
+  OdsZip,
+  readOds,
+  readOdsInto,
+  writeOds,
+} from '../../src/sheets/ods.js'
 import {
   type Cell,
   columnLetter,
@@ -47,6 +58,18 @@ function formatError(fn: () => unknown): SheetFormatError {
   throw new Error('expected a SheetFormatError')
 }
 
+async function csvError(
+  input: Uint8Array,
+  limits = DEFAULT_SHEET_LIMITS,
+): Promise<SheetFormatError> {
+  const err = await readCsv(input, limits).then(
+    () => new Error('expected a SheetFormatError'),
+    (e: unknown) => e,
+  )
+  expect(err).toBeInstanceOf(SheetFormatError)
+  return err as SheetFormatError
+}
+
 /** Values a round trip must keep exactly. */
 const TRICKY_TEXT = [
   'plain',
@@ -63,12 +86,12 @@ const TRICKY_TEXT = [
   'tab\tinside',
 ]
 
-describe('CSV reader', () => {
-  it('numbers rows as a spreadsheet does: header row 1, a quoted multi-line cell is one row, blank rows skipped', () => {
+describe('CSV reader', async () => {
+  it('numbers rows as a spreadsheet does: header row 1, a quoted multi-line cell is one row, blank rows skipped', async () => {
     // Given a file with a multi-line cell, a blank line and a row of empty cells
     const csv = 'part_number,description,item_type\nP-1,"two\nlines",part\n\n,,\nP-2,x,drawing\n'
     // When it is read
-    const sheet = readCsv(utf8(csv))
+    const sheet = await readCsv(utf8(csv))
     // Then the rows keep the numbers a spreadsheet shows, and the blank ones are left out
     expect(sheet.header).toEqual(['part_number', 'description', 'item_type'])
     expect(sheet.rows).toEqual([
@@ -77,8 +100,8 @@ describe('CSV reader', () => {
     ])
   })
 
-  it('accepts CRLF line ends and a UTF-8 byte-order mark, and keeps CRLF inside quoted cells', () => {
-    const sheet = readCsv(utf8('\uFEFFa,b\r\n1,"x\r\ny"\r\n2,\r\n'))
+  it('accepts CRLF line ends and a UTF-8 byte-order mark, and keeps CRLF inside quoted cells', async () => {
+    const sheet = await readCsv(utf8('\uFEFFa,b\r\n1,"x\r\ny"\r\n2,\r\n'))
     expect(sheet.header).toEqual(['a', 'b'])
     expect(sheet.rows).toEqual([
       { row: 2, cells: ['1', 'x\r\ny'] },
@@ -86,56 +109,96 @@ describe('CSV reader', () => {
     ])
   })
 
-  it('keeps rows shorter or longer than the header as they are', () => {
-    const sheet = readCsv(utf8('a,b,c\n1\n1,2,3,4\n'))
+  it('keeps rows shorter or longer than the header as they are', async () => {
+    const sheet = await readCsv(utf8('a,b,c\n1\n1,2,3,4\n'))
     expect(sheet.rows.map((r) => r.cells)).toEqual([['1'], ['1', '2', '3', '4']])
   })
 
-  it('reads an empty file as an empty header', () => {
-    expect(readCsv(new Uint8Array())).toEqual({ header: [], rows: [] })
+  it('reads an empty file as an empty header', async () => {
+    expect(await readCsv(new Uint8Array())).toEqual({ header: [], rows: [] })
   })
 
-  it('rejects an unclosed quote, naming the row it opens in', () => {
-    const err = formatError(() => readCsv(utf8('a,b\n\n"open,1\n2,3\n')))
+  it('rejects an unclosed quote, naming the row it opens in', async () => {
+    const err = await csvError(utf8('a,b\n\n"open,1\n2,3\n'))
     expect(err.message).toMatch(/^not valid CSV in row 3: Quote Not Closed/)
   })
 
-  it('rejects a stray quote inside a bare cell', () => {
-    const err = formatError(() => readCsv(utf8('a,b\nx"y,1\n')))
+  it('rejects a stray quote inside a bare cell', async () => {
+    const err = await csvError(utf8('a,b\nx"y,1\n'))
     expect(err.message).toMatch(/^not valid CSV in row 2: Invalid Opening Quote/)
   })
 
-  it('rejects text that is not UTF-8 instead of guessing its code page', () => {
+  it('rejects text that is not UTF-8 instead of guessing its code page', async () => {
     // "Ø" in Windows-1252 is the single byte 0xD8
     const latin1 = Uint8Array.from([...utf8('a,b\n'), 0xd8, ...utf8(',1\n')])
-    expect(formatError(() => readCsv(latin1)).message).toMatch(/not UTF-8/)
+    expect((await csvError(latin1)).message).toMatch(/not UTF-8/)
   })
 
-  it('says so when the separator is a semicolon', () => {
-    const err = formatError(() => readCsv(utf8('part_number;description;item_type\nP-1;x;part\n')))
+  it('says so when the separator is a semicolon', async () => {
+    const err = await csvError(utf8('part_number;description;item_type\nP-1;x;part\n'))
     expect(err.message).toMatch(/commas as separators/)
   })
 
-  it('refuses more rows or columns than the limits', () => {
-    const limits = { maxRows: 2, maxColumns: 3 }
-    expect(() => readCsv(utf8('a\n1\n2\n'), limits)).not.toThrow()
-    expect(formatError(() => readCsv(utf8('a\n1\n2\n3\n'), limits)).message).toMatch(
-      /more than 2 data rows/,
+  it('refuses more rows or columns than the limits', async () => {
+    const limits = { ...DEFAULT_SHEET_LIMITS, maxRows: 2, maxColumns: 3 }
+    await expect(readCsv(utf8('a\n1\n2\n'), limits)).resolves.toBeDefined()
+    expect((await csvError(utf8('a\n1\n2\n3\n'), limits)).message).toMatch(/more than 2 data rows/)
+    expect((await csvError(utf8('a\n1,2,3,4\n'), limits)).message).toMatch(/more than 3 columns/)
+  })
+})
+
+describe('CSV reader limits, checked as the file is read', () => {
+  const small = { ...DEFAULT_SHEET_LIMITS, maxRows: 3, maxColumns: 3, maxCellLength: 8 }
+  /** Text that makes csv-parse fail if the reader ever gets to it. */
+  const brokenTail = '\n"never closed'
+
+  it('refuses the row past the row limit without reading the rest of the file', async () => {
+    const rows: number[] = []
+    const input = utf8(`a\n1\n2\n3\n4${brokenTail}`)
+    const err = await readCsvInto(input, { header: () => {}, row: (r) => rows.push(r.row) }, small)
+      .then(() => undefined)
+      .catch((e: unknown) => e as Error)
+    expect(err?.message).toMatch(/more than 3 data rows/)
+    expect(rows).toEqual([2, 3, 4])
+  })
+
+  it('counts blank lines as rows, so a file of empty lines is refused at the limit', async () => {
+    // Given a header, then a million empty lines, then text that would not parse
+    const input = utf8(`part_number\n${'\n'.repeat(1 << 20)}x${brokenTail}`)
+    // When it is read, then the row limit refuses it before the broken text is reached
+    expect((await csvError(input, { ...DEFAULT_SHEET_LIMITS, maxRows: 1000 })).message).toMatch(
+      /more than 1000 data rows/,
     )
-    expect(formatError(() => readCsv(utf8('a\n1,2,3,4\n'), limits)).message).toMatch(
-      /more than 3 columns/,
+  })
+
+  it('refuses a row with more columns than the limit, naming no later row', async () => {
+    const err = await csvError(utf8(`a\n1\n1,2,3,4${brokenTail}`), small)
+    expect(err.message).toBe('the sheet has more than 3 columns')
+  })
+
+  it('refuses a cell longer than the limit, naming its row and column', async () => {
+    const err = await csvError(utf8(`a,b\n1,123456789${brokenTail}`), small)
+    expect(err.message).toBe('row 2, column B: a cell holds at most 8 characters')
+  })
+
+  it('refuses a huge cell while it is still being read', async () => {
+    // Given a quoted cell far longer than any row may be, never closed
+    const input = utf8(`a\n"${'x'.repeat(10_000)}`)
+    // Then the record buffer's bound refuses it, instead of the parser reaching the end
+    expect((await csvError(input, small)).message).toBe(
+      'row 2 is longer than 128 characters; a cell holds at most 8',
     )
   })
 })
 
 describe('CSV writer', () => {
-  it('round-trips commas, quotes, newlines, spaces and non-ASCII text through the reader', () => {
+  it('round-trips commas, quotes, newlines, spaces and non-ASCII text through the reader', async () => {
     // Given rows of tricky text, numbers, booleans and empty cells
     const header = ['part_number', 'text']
     const rows: Cell[][] = TRICKY_TEXT.map((text, i) => [`P-${i}`, text])
     // When they are written and read back
     const text = csvLines([header, ...rows])
-    const sheet = readCsv(utf8(text))
+    const sheet = await readCsv(utf8(text))
     // Then every cell comes back as written
     expect(sheet.header).toEqual(header)
     expect(sheet.rows.map((r) => r.cells)).toEqual(rows)
@@ -386,26 +449,75 @@ describe('ODS reader on bad files', () => {
   })
 })
 
-describe('ODS reader against a lying zip', () => {
-  it('inflates no more than the declared size of content.xml, so a lie fails as XML', () => {
-    // Given a real sheet whose zip headers claim content.xml is 200 bytes
-    const ods = Buffer.from(writeOds(['a'], [['x'.repeat(100_000)]]))
-    const name = Buffer.from('content.xml')
-    for (const [signature, sizeAt, nameAt] of [
-      [0x04034b50, 22, 30], // local file header
-      [0x02014b50, 24, 46], // central directory entry
-    ] as const) {
-      for (let i = 0; i < ods.length - 4; i++) {
-        if (
-          ods.readUInt32LE(i) === signature &&
-          ods.subarray(i + nameAt, i + nameAt + name.length).equals(name)
-        ) {
-          ods.writeUInt32LE(200, i + sizeAt)
-        }
+/** The zip with every header's uncompressed size of content.xml replaced by `claimed`. */
+function claimingSize(ods: Uint8Array, claimed: number): Buffer {
+  const zip = Buffer.from(ods)
+  const name = Buffer.from('content.xml')
+  for (const [signature, sizeAt, nameAt] of [
+    [0x04034b50, 22, 30], // local file header
+    [0x02014b50, 24, 46], // central directory entry
+  ] as const) {
+    for (let i = 0; i < zip.length - 4; i++) {
+      if (
+        zip.readUInt32LE(i) === signature &&
+        zip.subarray(i + nameAt, i + nameAt + name.length).equals(name)
+      ) {
+        zip.writeUInt32LE(claimed, i + sizeAt)
       }
     }
-    // When it is read, the content is cut at the declared size and cannot parse
-    expect(formatError(() => readOds(ods)).message).toMatch(/not well-formed XML/)
+  }
+  return zip
+}
+
+describe('ODS reader against a lying zip', () => {
+  it('reads what content.xml really holds, whatever size the headers claim', () => {
+    // Given a real sheet whose zip headers claim content.xml is 200 bytes
+    const ods = claimingSize(writeOds(['a'], [['x'.repeat(10_000)]]), 200)
+    // When it is read, then all of it is there
+    expect(readOds(ods).rows).toEqual([{ row: 2, cells: ['x'.repeat(10_000)] }])
+  })
+
+  it('stops inflating at the limit when the headers claim a small content.xml (a zip bomb)', () => {
+    // Given 64 MiB of rows compressed to a few hundred KiB, whose headers claim 200 bytes
+    const rowXml = odsRowsXml([['x']])
+    const xml = odsContentHead(1) + rowXml.repeat(((64 << 20) / rowXml.length) | 0)
+    const bomb = claimingSize(
+      zipSync({
+        mimetype: [strToU8(ODS_MIME_TYPE), { level: 0 }],
+        'content.xml': [strToU8(xml), { level: 6 }],
+      }),
+      200,
+    )
+    expect(bomb.length).toBeLessThan(1 << 20)
+    // When it is read with an 8 MiB budget and no row limit to stop it first
+    const limits = { ...DEFAULT_SHEET_LIMITS, maxRows: 10_000_000, maxContentBytes: 8 << 20 }
+    const rows: number[] = []
+    const err = (() => {
+      try {
+        readOdsInto(bomb, { header: () => {}, row: (r) => rows.push(r.row) }, limits)
+      } catch (e) {
+        return e as Error
+      }
+      throw new Error('expected a SheetFormatError')
+    })()
+    // Then it is refused once 8 MiB have come out, having read only the rows in those
+    expect(err).toBeInstanceOf(SheetFormatError)
+    expect(err.message).toMatch(/content\.xml is more than 8388608 bytes uncompressed/)
+    expect(rows.length).toBeGreaterThan(0)
+    expect(rows.length).toBeLessThan((8 << 20) / rowXml.length)
+  })
+
+  it('refuses a text node larger than any cell, before it is gathered whole', () => {
+    const spaces = zipSync({
+      mimetype: [strToU8(ODS_MIME_TYPE), { level: 0 }],
+      'content.xml': [
+        Buffer.concat([Buffer.from(odsContentHead(1)), Buffer.alloc(8 << 20, 0x20)]),
+        { level: 1 },
+      ],
+    })
+    expect(formatError(() => readOds(spaces)).message).toMatch(
+      /content\.xml holds more than 524288 bytes of text in one place/,
+    )
   })
 })
 
@@ -437,12 +549,10 @@ describe('ODS writer', () => {
   })
 
   it('writes spaces that ODF would collapse as text:s', () => {
-    const chunks: Uint8Array[] = []
-    const writer = new OdsWriter(1, (c) => chunks.push(c))
-    writer.row(['  a  b c '])
-    writer.end()
     const content = new TextDecoder().decode(
-      unzipSync(Buffer.concat(chunks), { filter: (f) => f.name === 'content.xml' })['content.xml'],
+      unzipSync(writeOds(['  a  b c '], []), { filter: (f) => f.name === 'content.xml' })[
+        'content.xml'
+      ],
     )
     expect(content).toContain(
       '<text:p><text:s text:c="2"/>a<text:s text:c="2"/>b c<text:s/></text:p>',
@@ -460,14 +570,34 @@ describe('ODS writer', () => {
     expect(view.toString('latin1', 38, 38 + ODS_MIME_TYPE.length)).toBe(ODS_MIME_TYPE)
   })
 
-  it('streams: zip chunks come out while rows are still being written', () => {
-    let produced = 0
-    const writer = new OdsWriter(3, (c) => (produced += c.length))
-    writer.row(['a', 'b', 'c'])
-    const before = produced
-    for (let i = 0; i < 5000; i++) writer.row([`P-${i}`, `row ${i} ${'x'.repeat(i % 50)}`, i])
-    expect(produced).toBeGreaterThan(before)
-    writer.end()
+  it('builds content.xml from pieces deflated one at a time, each on its own', () => {
+    // Given three pages of rows, each deflated by itself with the CRC and size carried along
+    const pages: Cell[][][] = [0, 1, 2].map((p) =>
+      Array.from({ length: 2000 }, (_, i) => [`P-${p}-${i}`, `row ${i} ${'x'.repeat(i % 50)}`, i]),
+    )
+    const chunks: Uint8Array[] = []
+    const zip = new OdsZip((c) => chunks.push(c))
+    let before = { crc: 0, size: 0 }
+    let written = 0
+    pages.forEach((rows, p) => {
+      const head = p === 0 ? odsContentHead(3) + odsRowsXml([['a', 'b', 'c']]) : ''
+      const piece = deflateContentPiece(head + odsRowsXml(rows), before, false)
+      zip.piece(piece, false)
+      before = piece
+      // Then zip chunks come out as pieces are added, before the file is complete
+      expect(chunks.reduce((n, c) => n + c.length, 0)).toBeGreaterThan(written)
+      written = chunks.reduce((n, c) => n + c.length, 0)
+    })
+    zip.piece(deflateContentPiece(ODS_CONTENT_TAIL, before, true), true)
+    // And the file reads back whole, with the CRC of the whole content.xml in its directory
+    const file = Buffer.concat(chunks)
+    const content = unzipSync(file)['content.xml'] as Uint8Array
+    const entry = file.lastIndexOf('content.xml') - 46 // its central directory entry
+    expect(file.readUInt32LE(entry)).toBe(0x02014b50)
+    expect(file.readUInt32LE(entry + 16)).toBe(crc32(content))
+    const sheet = readOds(file)
+    expect(sheet.header).toEqual(['a', 'b', 'c'])
+    expect(sheet.rows.map((r) => r.cells)).toEqual(pages.flat())
   })
 })
 
