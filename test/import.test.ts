@@ -307,6 +307,7 @@ describe('bad files', () => {
         ['', 'no part number', '', ''],
         ['OK-2', 'repeated', 'part', ''],
         ['OK-4', 'x'.repeat(4097), 'part', '', 'stray'],
+        ['OK-5', 'a\u0000b', 'part', 'x\u0000'],
       ]),
     )
 
@@ -314,7 +315,7 @@ describe('bad files', () => {
     expect(res.status).toBe(400)
     expect(res.body).toEqual({
       error: 'invalid_import',
-      message: '5 bad rows; nothing was imported',
+      message: '6 bad rows; nothing was imported',
       errors: [
         { row: 4, column: 'part_number', reason: expect.stringMatching(/^must be letters/) },
         {
@@ -331,6 +332,8 @@ describe('bad files', () => {
         { row: 7, column: 'part_number', reason: 'repeats row 3' },
         { row: 8, column: 'column E', reason: 'value in a column without a name in row 1' },
         { row: 8, column: 'description', reason: 'is longer than 4096 characters' },
+        { row: 9, column: 'description', reason: 'must not contain U+0000 (NUL)' },
+        { row: 9, column: 'material', reason: 'must not contain U+0000 (NUL)' },
       ],
     })
     // And nothing was written, and no event was stored or sent

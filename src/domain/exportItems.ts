@@ -3,7 +3,7 @@ import { csvLines } from '../sheets/csv.js'
 import { OdsZip } from '../sheets/ods.js'
 import type { Cell } from '../sheets/sheet.js'
 import type { SheetPool } from '../workers/sheetPool.js'
-import { FIXED_COLUMNS, MAX_PROPERTY_NAME_LENGTH } from './importRows.js'
+import { FIXED_COLUMNS, propertyNameProblem } from './properties.js'
 import { type Item, listItems } from './items.js'
 
 /**
@@ -17,18 +17,12 @@ import { type Item, listItems } from './items.js'
 const PAGE_SIZE = 500
 
 /**
- * Property names that can be a column of their own: the import trims column names and reserves
- * the fixed ones, so a name like " x" or "description" would not come back as the same property.
- * Such properties are left out of the export, and an import leaves them alone.
+ * Every property name written today can be a column of its own (src/domain/properties.ts); a
+ * database from before that rule may hold some that cannot (" x", "description"), which would
+ * not come back as the same property. Those are left out of the export, and an import leaves
+ * them alone.
  */
-function isColumnName(name: string): boolean {
-  return (
-    name !== '' &&
-    name === name.trim() &&
-    [...name].length <= MAX_PROPERTY_NAME_LENGTH &&
-    !(FIXED_COLUMNS as readonly string[]).includes(name)
-  )
-}
+const isColumnName = (name: string) => propertyNameProblem(name) === null
 
 async function propertyColumns(db: Queryable): Promise<string[]> {
   const { rows } = await db.query<{ key: string }>(

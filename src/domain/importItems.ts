@@ -6,14 +6,9 @@ import type { Cell } from '../sheets/sheet.js'
 import type { SheetPool } from '../workers/sheetPool.js'
 import { type DomainContext, mutate } from './context.js'
 import { AppError, conflict } from './errors.js'
-import {
-  type CheckedImport,
-  ImportErrors,
-  type ImportRow,
-  MAX_PROPERTIES,
-  type SheetFormat,
-} from './importRows.js'
+import { type CheckedImport, ImportErrors, type ImportRow, type SheetFormat } from './importRows.js'
 import { type ItemType, sameJson } from './items.js'
+import { MAX_PROPERTIES } from './properties.js'
 
 /**
  * Creating and updating items from a sheet (CSV or ODS) in one transaction: all rows or none.

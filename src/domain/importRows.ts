@@ -11,7 +11,15 @@ import {
   type SheetSink,
 } from '../sheets/sheet.js'
 import { AppError } from './errors.js'
-import { ITEM_TYPES, type ItemType, PART_NUMBER_PATTERN, PART_NUMBER_RULE } from './items.js'
+import { NUL_PROBLEM } from './jsonValues.js'
+import {
+  ITEM_TYPES,
+  type ItemType,
+  MAX_DESCRIPTION_LENGTH,
+  PART_NUMBER_PATTERN,
+  PART_NUMBER_RULE,
+} from './items.js'
+import { FIXED_COLUMNS, MAX_PROPERTIES, propertyNameProblem } from './properties.js'
 
 /**
  * Reading an import file into checked rows: the header, then every cell of every row, as the
@@ -22,12 +30,6 @@ import { ITEM_TYPES, type ItemType, PART_NUMBER_PATTERN, PART_NUMBER_RULE } from
 
 export type SheetFormat = 'csv' | 'ods'
 
-export const FIXED_COLUMNS = ['part_number', 'description', 'item_type'] as const
-
-/** As for POST /api/items. */
-const MAX_DESCRIPTION_LENGTH = 4096
-export const MAX_PROPERTY_NAME_LENGTH = 128
-export const MAX_PROPERTIES = 256
 /** Longest error list in a rejection; the message gives the full count. */
 const MAX_LISTED_ERRORS = 1000
 /**
@@ -99,6 +101,8 @@ interface Columns {
   properties: PropertyColumn[]
   /** Indexes of the named columns; a value in any other column is an error. */
   named: ReadonlySet<number>
+  /** Each column's name (trimmed), by index, for naming a bad cell. */
+  names: readonly string[]
 }
 
 function headerMissing(): AppError {
@@ -133,12 +137,9 @@ function readHeader(header: readonly string[]): Columns {
     }
     seen.set(name, index)
     if ((FIXED_COLUMNS as readonly string[]).includes(name)) continue
-    if ([...name].length > MAX_PROPERTY_NAME_LENGTH) {
-      errors.push({
-        row: 1,
-        column: name,
-        reason: `property names are at most ${MAX_PROPERTY_NAME_LENGTH} characters`,
-      })
+    const problem = name.includes('\u0000') ? NUL_PROBLEM : propertyNameProblem(name)
+    if (problem) {
+      errors.push({ row: 1, column: name, reason: problem })
       continue
     }
     properties.push({ name, index })
@@ -172,6 +173,7 @@ function readHeader(header: readonly string[]): Columns {
     itemType,
     properties,
     named: new Set([partNumber, description, itemType, ...properties.map((p) => p.index)]),
+    names,
   }
 }
 
@@ -214,12 +216,15 @@ class CheckingSink implements SheetSink {
     const errors = this.errors
     const before = errors.count
     for (let index = 0; index < cells.length; index++) {
-      if (!columns.named.has(index) && !isEmptyCell(cells[index])) {
+      const cell = cells[index]
+      if (!columns.named.has(index) && !isEmptyCell(cell)) {
         errors.add({
           row,
           column: `column ${columnLetter(index)}`,
           reason: 'value in a column without a name in row 1',
         })
+      } else if (typeof cell === 'string' && cell.includes('\u0000')) {
+        errors.add({ row, column: columns.names[index] ?? '', reason: NUL_PROBLEM })
       }
     }
 

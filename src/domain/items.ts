@@ -4,6 +4,9 @@ import { type DomainContext, mutate } from './context.js'
 import { AppError, conflict, notFound } from './errors.js'
 
 export const ITEM_TYPES = ['part', 'assembly', 'drawing', 'document'] as const
+
+/** Longest description, on every route that writes one (the API and the sheet imports). */
+export const MAX_DESCRIPTION_LENGTH = 4096
 export type ItemType = (typeof ITEM_TYPES)[number]
 
 /** Part numbers travel in URL paths, so they are limited to URL-safe characters. */

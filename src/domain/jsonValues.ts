@@ -5,6 +5,9 @@
  * stack and time in every later reader). Keys are text too.
  */
 
+/** What is wrong with text that holds U+0000, wherever it came from (JSON, a sheet cell). */
+export const NUL_PROBLEM = 'must not contain U+0000 (NUL)'
+
 /** Deepest nesting of objects and arrays in a request body or a property value. */
 export const MAX_JSON_DEPTH = 32
 
@@ -22,7 +25,7 @@ function pointer(path: readonly (string | number)[]): string {
 export function findValueProblem(value: unknown): ValueProblem | null {
   const path: (string | number)[] = []
   const visit = (v: unknown, depth: number): string | null => {
-    if (typeof v === 'string') return v.includes('\u0000') ? 'must not contain U+0000 (NUL)' : null
+    if (typeof v === 'string') return v.includes('\u0000') ? NUL_PROBLEM : null
     if (typeof v === 'number') return Number.isFinite(v) ? null : 'must be a finite number'
     if (v === null || typeof v !== 'object') return null
     if (depth >= MAX_JSON_DEPTH) return `nests deeper than ${MAX_JSON_DEPTH} levels`

@@ -7,15 +7,15 @@
 export const MAX_PROPERTIES = 256
 export const MAX_PROPERTY_NAME_LENGTH = 128
 
-/** The sheet's fixed columns; a property of that name could not have a column of its own. */
-export const RESERVED_PROPERTY_NAMES = ['part_number', 'description', 'item_type'] as const
+/** A sheet's fixed columns; a property of such a name could not have a column of its own. */
+export const FIXED_COLUMNS = ['part_number', 'description', 'item_type'] as const
 
 /** No white space at either end: sheet readers trim column names. */
 export const PROPERTY_NAME_PATTERN = '^\\S(?:[\\s\\S]*\\S)?$'
 
 export const PROPERTY_NAME_RULE =
   `1 to ${MAX_PROPERTY_NAME_LENGTH} characters, no white space at either end, ` +
-  `not ${RESERVED_PROPERTY_NAMES.join(', ')}`
+  `not ${FIXED_COLUMNS.join(', ')}`
 
 const NAME = new RegExp(PROPERTY_NAME_PATTERN)
 
@@ -25,7 +25,7 @@ export function propertyNameProblem(name: string): string | null {
     return `property names are at most ${MAX_PROPERTY_NAME_LENGTH} characters`
   }
   if (!NAME.test(name)) return 'property names have no white space at either end'
-  if ((RESERVED_PROPERTY_NAMES as readonly string[]).includes(name)) {
+  if ((FIXED_COLUMNS as readonly string[]).includes(name)) {
     return `"${name}" is a fixed column, not a property name`
   }
   return null

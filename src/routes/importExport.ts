@@ -7,6 +7,7 @@ import { exportItemsCsv, exportItemsOds } from '../domain/exportItems.js'
 import { importItems } from '../domain/importItems.js'
 import type { SheetFormat } from '../domain/importRows.js'
 import { ODS_MIME_TYPE } from '../sheets/ods.js'
+import { multipartError } from './multipartError.js'
 import { ErrorBody, authErrors } from './schemas.js'
 
 /** Media types each import takes as a raw body (besides multipart/form-data with a `file` part). */
@@ -92,14 +93,7 @@ const importExportRoutes: FastifyPluginAsync<{ maxSize: number; timeoutMs: numbe
       }
       return await part.toBuffer()
     } catch (err) {
-      // Limits (413) and our own errors keep their status; what the multipart parser throws
-      // without one (no boundary, a body cut short) is the client's malformed request.
-      if (err instanceof AppError || (err as { statusCode?: unknown }).statusCode) throw err
-      throw new AppError(
-        400,
-        'invalid_import',
-        `malformed multipart body: ${(err as Error).message}`,
-      )
+      throw multipartError(err, 'invalid_import')
     }
   }
 

@@ -1,7 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { createItem, deleteItem, getItem, listItems, updateItem } from '../domain/items.js'
+import {
+  MAX_DESCRIPTION_LENGTH,
+  createItem,
+  deleteItem,
+  getItem,
+  listItems,
+  updateItem,
+} from '../domain/items.js'
 import {
   ErrorBody,
   Item,
@@ -12,7 +19,7 @@ import {
   authErrors,
 } from './schemas.js'
 
-const Description = Type.String({ maxLength: 4096 })
+const Description = Type.String({ maxLength: MAX_DESCRIPTION_LENGTH })
 
 const itemRoutes: FastifyPluginAsync = async (plain) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>()

@@ -5,10 +5,10 @@ import { AppError } from '../domain/errors.js'
  * (413) and the routes' own errors keep their status; what the multipart parser throws without
  * one (no boundary, a body cut short, a broken part header) is a malformed request.
  */
-export function multipartError(err: unknown): unknown {
+export function multipartError(err: unknown, code = 'bad_request'): unknown {
   if (err instanceof AppError || (err as { statusCode?: unknown }).statusCode) return err
   if (!(err instanceof Error) || !isParserError(err)) return err
-  return new AppError(400, 'bad_request', `malformed multipart body: ${err.message}`)
+  return new AppError(400, code, `malformed multipart body: ${err.message}`)
 }
 
 /** Errors busboy and @fastify/multipart raise about the body's shape, not our own failures. */

@@ -1,11 +1,11 @@
 import { Type } from 'typebox'
 import { ITEM_TYPES, PART_NUMBER_PATTERN, PART_NUMBER_RULE } from '../domain/items.js'
 import {
+  FIXED_COLUMNS,
   MAX_PROPERTIES,
   MAX_PROPERTY_NAME_LENGTH,
   PROPERTY_NAME_PATTERN,
   PROPERTY_NAME_RULE,
-  RESERVED_PROPERTY_NAMES,
 } from '../domain/properties.js'
 import { ROLES } from '../domain/tokens.js'
 
@@ -25,7 +25,7 @@ export const Properties = Type.Record(Type.String(), Type.Unknown(), {
   propertyNames: {
     maxLength: MAX_PROPERTY_NAME_LENGTH,
     pattern: PROPERTY_NAME_PATTERN,
-    not: { enum: [...RESERVED_PROPERTY_NAMES] },
+    not: { enum: [...FIXED_COLUMNS] },
   },
   description: `property names: ${PROPERTY_NAME_RULE}`,
 })
