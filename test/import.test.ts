@@ -1,3 +1,4 @@
+import { parse } from 'csv-parse/sync'
 import { readFileSync } from 'node:fs'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { csvLines, readCsv } from '../src/sheets/csv.js'
@@ -841,6 +842,23 @@ const TRICKY_ITEMS = [
     item_type: 'document',
     properties: {},
   },
+  {
+    // Text a spreadsheet would run as a formula, and text that merely starts with a quote
+    part_number: 'RT-5',
+    description: '=HYPERLINK("http://evil.example","click")',
+    item_type: 'part',
+    properties: {
+      plus: '+1+2',
+      minus: '-A1',
+      at: '@SUM(A1:A2)',
+      tab: '\t=1',
+      cr: '\r=1',
+      quoted: "'already quoted",
+      quoted_formula: "'=1+2",
+      negative_text: '-5',
+      negative: -5,
+    },
+  },
 ]
 
 describe('GET /api/export/items.csv and items.ods', () => {
@@ -907,6 +925,23 @@ describe('GET /api/export/items.csv and items.ods', () => {
       expect(await dbState(s)).toEqual(before)
     })
   }
+
+  it('writes CSV text cells that a spreadsheet would run as formulas with a leading quote', async () => {
+    // Given an item whose description and properties begin like formulas
+    const s = await start()
+    await createItem(s, TRICKY_ITEMS.find((item) => item.part_number === 'RT-5') as never)
+    // When it is exported as CSV
+    const text = new TextDecoder().decode((await download(s, 'csv')).bytes)
+    // Then no cell of the file begins with a formula character; each such cell is quoted
+    const [, row] = parse(text) as string[][]
+    expect(row?.filter((cell) => /^[=+\-@\t\r]/.test(cell) && cell !== '-5')).toEqual([])
+    expect(row).toContain(`'=HYPERLINK("http://evil.example","click")`)
+    expect(row).toContain("'+1+2")
+    expect(row).toContain("'\t=1")
+    expect(row).toContain("''=1+2")
+    expect(row).toContain("'already quoted")
+    expect(row?.filter((cell) => cell === '-5')).toHaveLength(2)
+  })
 
   it('imports an export that LibreOffice opened and saved again without changing anything', async () => {
     // Given the items of the fixture, whose ODS export LibreOffice re-saved (test/fixtures)

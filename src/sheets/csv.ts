@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import { finished } from 'node:stream/promises'
 import { CsvError, type Info, Parser } from 'csv-parse'
 import { stringify } from 'csv-stringify/sync'
+import { guardFormula, unguardFormula } from './formulaGuard.js'
 import {
   type Cell,
   cellText,
@@ -53,6 +54,7 @@ export async function readCsvInto(
     if (cells.length > limits.maxColumns) throw tooManyColumns(limits)
     for (let i = 0; i < cells.length; i++) {
       if ((cells[i] as string).length > limits.maxCellLength) throw cellTooLong(limits, row, i)
+      cells[i] = unguardFormula(cells[i] as string)
     }
     if (row === 1) {
       if (cells.length === 1 && /[;\t]/.test(cells[0] ?? '')) {
@@ -120,12 +122,13 @@ const STRINGIFY_OPTIONS = { quoted_match: /^\s|\s$/ }
 
 /**
  * Rows as CSV text (LF line ends, quotes only where needed). Cells are written as text: null is
- * an empty cell, numbers and booleans their plain text.
+ * an empty cell, numbers and booleans their plain text, and text a spreadsheet would run as a
+ * formula guarded (see formulaGuard.ts).
  */
 export function csvLines(rows: readonly (readonly Cell[])[]): string {
   if (rows.length === 0) return ''
   return stringify(
-    rows.map((cells) => cells.map((c) => (isEmptyCell(c) ? '' : cellText(c)))),
+    rows.map((cells) => cells.map((c) => (isEmptyCell(c) ? '' : guardFormula(cellText(c))))),
     STRINGIFY_OPTIONS,
   )
 }
