@@ -11,6 +11,7 @@ import databasePlugin from './plugins/database.js'
 import domainPlugin from './plugins/domain.js'
 import metricsPlugin from './plugins/metrics.js'
 import authPlugin from './plugins/auth.js'
+import earlyAnswersPlugin from './plugins/earlyAnswers.js'
 import errorHandlerPlugin from './plugins/errorHandler.js'
 import requireWritablePlugin from './plugins/requireWritable.js'
 import serverStatePlugin from './plugins/serverState.js'
@@ -54,6 +55,7 @@ export async function buildApp(
   try {
     await app.register(validationPlugin)
     await app.register(errorHandlerPlugin)
+    await app.register(earlyAnswersPlugin)
     // JSON is the only body type the API reads; text/plain would otherwise reach the schema
     // as a string and be refused with a confusing 400 instead of 415.
     app.removeContentTypeParser('text/plain')

@@ -120,6 +120,8 @@ const importExportRoutes: FastifyPluginAsync<{ maxSize: number; timeoutMs: numbe
       `/api/import/${format}`,
       {
         config: { role: 'editor' },
+        // The route's own limit too, so that `Expect: 100-continue` is judged against it.
+        bodyLimit: maxSize,
         schema: {
           querystring: ImportQuery,
           response: {
