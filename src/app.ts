@@ -13,6 +13,7 @@ import authPlugin from './plugins/auth.js'
 import errorHandlerPlugin from './plugins/errorHandler.js'
 import requireWritablePlugin from './plugins/requireWritable.js'
 import serverStatePlugin from './plugins/serverState.js'
+import streamRightsPlugin from './plugins/streamRights.js'
 import validationPlugin from './plugins/validation.js'
 import adminRoutes from './routes/admin.js'
 import bomRoutes from './routes/bom.js'
@@ -23,6 +24,7 @@ import itemRoutes from './routes/items.js'
 import revisionRoutes from './routes/revisions.js'
 import type { ObjectStorage } from './storage/objectStorage.js'
 import { openStorage } from './storage/openStorage.js'
+import { capacityFor, readSoftFileLimit } from './events/streamCapacity.js'
 
 export interface BuildOptions {
   /** Where log lines go; defaults to stdout. Redaction applies whatever the destination. */
@@ -72,6 +74,8 @@ function loggerOptions(config: Config, stream?: DestinationStream): FastifyServe
   }
 }
 
+const CONNECTIONS_CHECK_MS = 1000
+
 export async function buildApp(
   config: Config,
   options: BuildOptions = {},
@@ -84,7 +88,19 @@ export async function buildApp(
     // everything else itself.
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
+    // Timeouts bound what a client sends, never a response: event streams are not cut (see the
+    // README's "Limits and timeouts").
+    http: {
+      headersTimeout: config.server.headers_timeout,
+      requestTimeout: config.server.request_timeout,
+      // Node checks both timeouts on this interval (30 s by default): a connection that never
+      // sends a whole request head is closed within a second of its timeout, not 30 s later.
+      connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
+    },
+    requestTimeout: config.server.request_timeout,
+    keepAliveTimeout: config.server.keep_alive_timeout,
   })
+  app.server.maxConnections = capacityFor(readSoftFileLimit()).maxConnections
   const db =
     options.db ??
     (await openDatabase(config.database, (err, context) => app.log.warn({ err }, context)))
@@ -108,6 +124,7 @@ export async function buildApp(
     await app.register(serverStatePlugin, { storage, config })
     await app.register(domainPlugin)
     await app.register(metricsPlugin)
+    await app.register(streamRightsPlugin, { events: config.events })
     if (config.server.cors_origins.length > 0) {
       await app.register(cors, { origin: config.server.cors_origins, credentials: false })
     }
@@ -131,7 +148,7 @@ export async function buildApp(
     await app.register(revisionRoutes, { maxFileSize: config.storage.max_file_size })
     await app.register(bomRoutes)
     await app.register(importExportRoutes, { maxSize: config.import.max_size })
-    await app.register(eventRoutes)
+    await app.register(eventRoutes, { events: config.events })
     await app.register(adminRoutes)
     await app.ready()
   } catch (err) {

@@ -111,6 +111,8 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
     },
     async (request, reply) => {
       await revokeToken(app.db, request.params.id)
+      // Here at once; other replicas find out on their next check of open streams' tokens.
+      app.streamRights.end(request.params.id, 'token_revoked')
       return reply.code(204).send(null)
     },
   )
