@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, siloEnv } from './support/child.js'
 import { testDatabaseServer } from './support/postgres.js'
-import { api, startServer, type TestServer } from './support/server.js'
+import { api, freshDataDir, removeDataDir, startServer, type TestServer } from './support/server.js'
 import { type SseClient, closeStreams, openGreetedStream, openStream } from './support/sseClient.js'
 
 /**
@@ -140,6 +140,32 @@ describe('expiry', () => {
       "SELECT id::float8 AS id FROM api_tokens WHERE name = 'test-viewer'",
     )
     expect(expiries.get(Number(rows[0]?.id))).toBeNull()
+  })
+
+  it('is set from the CLI with --expires-in, and token list shows it', async () => {
+    const dir = freshDataDir()
+    try {
+      const env = siloEnv(dir)
+      const created = await runCli(
+        ['token', 'create', '--role', 'viewer', '--name', 'contractor', '--expires-in', '30d'],
+        env,
+      )
+      expect(created.stderr).toBe('')
+      expect(created.code).toBe(0)
+      const expiry = /, expires (\S+) \(shown only now\)/.exec(created.stdout)?.[1] as string
+      expect(Date.parse(expiry)).toBeGreaterThan(Date.now() + 29 * 86_400_000)
+      const list = await runCli(['token', 'list'], env)
+      expect(list.stdout).toMatch(new RegExp(`\texpires ${expiry}\tcontractor$`, 'm'))
+
+      const refused = await runCli(
+        ['token', 'create', '--role', 'viewer', '--name', 'x', '--expires-in', 'soon'],
+        env,
+      )
+      expect(refused.code).toBe(2)
+      expect(refused.stderr).toMatch(/--expires-in must be a duration/)
+    } finally {
+      removeDataDir(dir)
+    }
   })
 
   it.each([
