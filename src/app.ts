@@ -16,6 +16,7 @@ import errorHandlerPlugin from './plugins/errorHandler.js'
 import requireWritablePlugin from './plugins/requireWritable.js'
 import serverStatePlugin from './plugins/serverState.js'
 import sheetPoolPlugin from './plugins/sheetPool.js'
+import streamRightsPlugin from './plugins/streamRights.js'
 import validationPlugin from './plugins/validation.js'
 import adminRoutes from './routes/admin.js'
 import bomRoutes from './routes/bom.js'
@@ -26,6 +27,7 @@ import itemRoutes from './routes/items.js'
 import revisionRoutes from './routes/revisions.js'
 import type { ObjectStorage } from './storage/objectStorage.js'
 import { openStorage } from './storage/openStorage.js'
+import { capacityFor, readSoftFileLimit } from './events/streamCapacity.js'
 
 export interface BuildOptions {
   /** Where log lines go; defaults to stdout. Redaction applies whatever the destination. */
@@ -34,6 +36,8 @@ export interface BuildOptions {
   db?: Database
   storage?: ObjectStorage
 }
+
+const CONNECTIONS_CHECK_MS = 1000
 
 export async function buildApp(
   config: Config,
@@ -47,7 +51,19 @@ export async function buildApp(
     // everything else itself.
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
+    // Timeouts bound what a client sends, never a response: event streams are not cut (see the
+    // README's "Limits and timeouts").
+    http: {
+      headersTimeout: config.server.headers_timeout,
+      requestTimeout: config.server.request_timeout,
+      // Node checks both timeouts on this interval (30 s by default): a connection that never
+      // sends a whole request head is closed within a second of its timeout, not 30 s later.
+      connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
+    },
+    requestTimeout: config.server.request_timeout,
+    keepAliveTimeout: config.server.keep_alive_timeout,
   })
+  app.server.maxConnections = capacityFor(readSoftFileLimit()).maxConnections
   const db =
     options.db ??
     (await openDatabase(config.database, (err, context) => app.log.warn({ err }, context)))
@@ -73,6 +89,7 @@ export async function buildApp(
     await app.register(domainPlugin)
     await app.register(sheetPoolPlugin)
     await app.register(metricsPlugin)
+    await app.register(streamRightsPlugin, { events: config.events })
     await app.register(corsPlugin, { origins: config.server.cors_origins })
     // Multipart bodies are streamed by the routes that take them (file revisions, imports);
     // the limits bound what a single request may make the server read.
@@ -97,7 +114,7 @@ export async function buildApp(
       maxSize: config.import.max_size,
       timeoutMs: config.import.timeout,
     })
-    await app.register(eventRoutes)
+    await app.register(eventRoutes, { events: config.events })
     await app.register(adminRoutes)
     await app.ready()
   } catch (err) {

@@ -3,16 +3,26 @@ import { parseArgs } from 'node:util'
 import { loadConfig } from './config.js'
 import { migrate } from './db/migrations.js'
 import { openDatabase } from './db/openDatabase.js'
-import { ROLES, type Role, createToken, listTokens, revokeToken } from './domain/tokens.js'
+import { AppError } from './domain/errors.js'
+import {
+  ROLES,
+  type Role,
+  createToken,
+  listTokens,
+  revokeToken,
+  tokenExpiry,
+} from './domain/tokens.js'
 
 const USAGE = `usage:
-  silod token create --role viewer|editor|admin --name NAME [--config FILE]
+  silod token create --role viewer|editor|admin --name NAME [--expires-in DURATION] [--config FILE]
   silod token list [--config FILE]
   silod token revoke ID [--config FILE]
 
 Works on the configured database directly (database.url, or the embedded PGlite folder). An
 embedded database can be opened by one process at a time: while the server runs, use
-POST /api/admin/tokens instead.`
+POST /api/admin/tokens instead.
+
+--expires-in takes a duration such as 3600s, 12h or 30d; without it the token never expires.`
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -21,6 +31,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       role: { type: 'string' },
       name: { type: 'string' },
+      'expires-in': { type: 'string' },
       config: { type: 'string', short: 'c' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -42,13 +53,25 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`silod: --role (${ROLES.join('|')}) and --name are required\n`)
         return 2
       }
-      const created = await createToken(db, { name: values.name, role })
+      let expiresAt
+      try {
+        expiresAt = tokenExpiry({ expires_in: values['expires-in'] })
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err
+        process.stderr.write(`silod: ${err.message.replace('expires_in', '--expires-in')}\n`)
+        return 2
+      }
+      const created = await createToken(db, { name: values.name, role, expiresAt })
+      const expiry = created.expires_at ? `, expires ${created.expires_at}` : ''
       process.stdout.write(
-        `created ${created.role} token #${created.id} "${created.name}" (shown only now):\n${created.token}\n`,
+        `created ${created.role} token #${created.id} "${created.name}"${expiry} (shown only now):\n${created.token}\n`,
       )
     } else if (action === 'list') {
       for (const t of await listTokens(db)) {
-        process.stdout.write(`${t.id}\t${t.role}\t${t.prefix}…\t${t.created_at}\t${t.name}\n`)
+        const expiry = t.expires_at ? `expires ${t.expires_at}` : 'never expires'
+        process.stdout.write(
+          `${t.id}\t${t.role}\t${t.prefix}…\t${t.created_at}\t${expiry}\t${t.name}\n`,
+        )
       }
     } else if (action === 'revoke' && arg && /^[0-9]+$/.test(arg)) {
       await revokeToken(db, Number(arg))

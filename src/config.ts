@@ -8,6 +8,7 @@ import {
   configProblems,
   unknownVariables,
 } from './configErrors.js'
+import { capacityFor, readSoftFileLimit } from './events/streamCapacity.js'
 
 // Durations are written like "30s", "500ms", "5m" or as a plain number of milliseconds.
 const Duration = (def: string, description: string) =>
@@ -46,6 +47,15 @@ export const ConfigSchema = Type.Object(
           default: './data/silo.pid',
           description: 'where the server writes its pid while it runs; empty for none',
         }),
+        headers_timeout: Duration(
+          '15s',
+          'a connection that has not sent a whole request head by then is closed (408)',
+        ),
+        request_timeout: Duration(
+          '30m',
+          'a request whose body has not fully arrived by then is closed (408); 0 turns it off',
+        ),
+        keep_alive_timeout: Duration('72s', 'an idle keep-alive connection is closed after this'),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -81,6 +91,17 @@ export const ConfigSchema = Type.Object(
         retention_age: Duration('30d', 'events older than this are pruned'),
         prune_interval: Duration('1m', 'how often retention is applied'),
         memory_window: Type.Integer({ minimum: 16, default: 4096 }),
+        max_streams_per_token: Type.Integer({
+          minimum: 1,
+          default: 100,
+          description: 'most open event streams one token may hold (429 beyond)',
+        }),
+        max_streams: Type.Integer({
+          minimum: 0,
+          default: 0,
+          description:
+            'most open event streams in all (429 beyond); 0 derives it from the file limit',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -114,9 +135,19 @@ type RawConfig = Static<typeof ConfigSchema>
 
 /** The validated configuration; every duration is resolved to milliseconds. */
 export type Config = {
-  server: Omit<RawConfig['server'], 'shutdown_timeout' | 'drain_delay'> & {
+  server: Omit<
+    RawConfig['server'],
+    | 'shutdown_timeout'
+    | 'drain_delay'
+    | 'headers_timeout'
+    | 'request_timeout'
+    | 'keep_alive_timeout'
+  > & {
     shutdown_timeout: number
     drain_delay: number
+    headers_timeout: number
+    request_timeout: number
+    keep_alive_timeout: number
   }
   database: Omit<RawConfig['database'], 'connect_timeout'> & { connect_timeout: number }
   storage: Omit<RawConfig['storage'], 'health_interval' | 'timeout'> & {
@@ -237,11 +268,21 @@ export function loadConfig(
     throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
   }
   const raw = withDefaults as RawConfig
+  const headersTimeout = parseDuration(raw.server.headers_timeout)
+  const requestTimeout = parseDuration(raw.server.request_timeout)
+  if (requestTimeout > 0 && headersTimeout > requestTimeout) {
+    throw new ConfigError(
+      'invalid configuration: /server/headers_timeout must not exceed /server/request_timeout',
+    )
+  }
   return {
     server: {
       ...raw.server,
       shutdown_timeout: parseDuration(raw.server.shutdown_timeout),
       drain_delay: parseDuration(raw.server.drain_delay),
+      headers_timeout: headersTimeout,
+      request_timeout: requestTimeout,
+      keep_alive_timeout: parseDuration(raw.server.keep_alive_timeout),
     },
     database: { ...raw.database, connect_timeout: parseDuration(raw.database.connect_timeout) },
     storage: {
@@ -255,6 +296,10 @@ export function loadConfig(
       heartbeat_interval: parseDuration(raw.events.heartbeat_interval),
       retention_age: parseDuration(raw.events.retention_age),
       prune_interval: parseDuration(raw.events.prune_interval),
+      max_streams:
+        raw.events.max_streams === 0
+          ? capacityFor(readSoftFileLimit()).maxStreams
+          : raw.events.max_streams,
     },
     import: { ...raw.import, timeout: parseDuration(raw.import.timeout) },
     log: raw.log,

@@ -56,6 +56,7 @@ async function createToken(name: string, role: string) {
     role: string
     prefix: string
     created_at: string
+    expires_at: string | null
     token: string
   }
 }
@@ -296,6 +297,7 @@ describe('token lifecycle', () => {
       role: 'editor',
       prefix: created.token.slice(0, 10),
       created_at: expect.any(String),
+      expires_at: null,
       token: expect.stringMatching(/^silo_[A-Za-z0-9_-]{20,}$/),
     })
     // And the new token works for its role
@@ -315,6 +317,7 @@ describe('token lifecycle', () => {
       role: 'editor',
       prefix: created.prefix,
       created_at: created.created_at,
+      expires_at: null,
     })
     for (const entry of list.body.tokens) expect(entry).not.toHaveProperty('token')
     const text = JSON.stringify(list.body)

@@ -188,6 +188,52 @@ describe('event stream metrics', () => {
   })
 })
 
+describe('stream cap and rights metrics', () => {
+  it('counts streams refused with 429 by the cap that refused them', async () => {
+    server = await startServer({
+      overrides: { events: { max_streams_per_token: 1, max_streams: 2 } },
+    })
+    const refused = 'silo_sse_refused_total'
+    const before = await scrape()
+    expect(before.value(refused, { reason: 'max_streams_per_token' })).toBe(0)
+    expect(before.value(refused, { reason: 'max_streams' })).toBe(0)
+    await subscribe().waitForEvent('server.state')
+    await subscribe({ token: server.tokens.editor }).waitForEvent('server.state')
+
+    // One refused by the per-token cap, then two by the total (the admin holds none)
+    const ask = (token: string) =>
+      fetch(`${server.url}/api/events`, { headers: { authorization: `Bearer ${token}` } })
+    for (const token of [server.tokens.viewer, server.tokens.admin, server.tokens.admin]) {
+      const res = await ask(token)
+      expect(res.status).toBe(429)
+      await res.text()
+    }
+
+    const after = await scrape()
+    expect(after.value(refused, { reason: 'max_streams_per_token' })).toBe(1)
+    expect(after.value(refused, { reason: 'max_streams' })).toBe(2)
+  })
+
+  it('counts streams ended with stream.closed by reason', async () => {
+    server = await startServer()
+    const closed = 'silo_sse_closed_total'
+    expect((await scrape()).value(closed, { reason: 'token_revoked' })).toBe(0)
+    const made = await api(server, 'POST', '/api/admin/tokens', {
+      token: server.tokens.admin,
+      body: { name: 'to-revoke', role: 'viewer' },
+    })
+    const streams = [subscribe({ token: made.body.token }), subscribe({ token: made.body.token })]
+    await Promise.all(streams.map((s) => s.waitForEvent('server.state')))
+
+    await api(server, 'DELETE', `/api/admin/tokens/${made.body.id}`, { token: server.tokens.admin })
+    await Promise.all(streams.map((s) => s.waitForEvent('stream.closed')))
+
+    const after = await scrape()
+    expect(after.value(closed, { reason: 'token_revoked' })).toBe(2)
+    expect(after.value(closed, { reason: 'token_expired' })).toBe(0)
+  })
+})
+
 describe('server mode metric', () => {
   function modes(s: Scrape): Record<string, number> {
     return Object.fromEntries(

@@ -411,7 +411,11 @@ describe('SIGTERM drains and exits', () => {
     'exits 0 with 1,000 SSE clients connected, ending every stream',
     { timeout: 180_000 },
     async () => {
-      const { child, url, token } = await startFresh({ SILO_SERVER_SHUTDOWN_TIMEOUT: '20s' })
+      // One token holds every stream here, past the default events.max_streams_per_token.
+      const { child, url, token } = await startFresh({
+        SILO_SERVER_SHUTDOWN_TIMEOUT: '20s',
+        SILO_EVENTS_MAX_STREAMS_PER_TOKEN: '1000',
+      })
       const all: SseClient[] = []
       for (let batch = 0; batch < 10; batch++) {
         const opened = Array.from({ length: 100 }, () => subscribe(url, token))

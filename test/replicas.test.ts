@@ -399,5 +399,41 @@ describe.skipIf(!databaseServer)(
       }
       expect(fleet.replicas.filter((r) => r.child.running).map((r) => r.name)).toEqual(['A', 'B'])
     })
+
+    it('ends the streams of a token revoked through one replica on another, with stream.closed last', async () => {
+      // Given two replicas, and a token with streams open on the second (header and ?token=)
+      const fleet = await startFleet(2)
+      const [a, b] = fleet.replicas as [Replica, Replica]
+      const admin = await createToken(fleet.db, { name: 'admin', role: 'admin' })
+      const revoked = await createToken(fleet.db, { name: 'revoked', role: 'viewer' })
+      const streams = [
+        new SseClient(b.url, { token: revoked.token }),
+        new SseClient(b.url, { query: { token: revoked.token } }),
+      ]
+      const bystander = new SseClient(b.url, { token: fleet.tokens.viewer })
+      for (const client of [...streams, bystander]) clients.add(client)
+      await Promise.all([...streams, bystander].map((c) => c.waitForEvent('server.state')))
+
+      // When an admin revokes it through the first replica
+      const res = await api({ url: a.url }, 'DELETE', `/api/admin/tokens/${revoked.id}`, {
+        token: admin.token,
+      })
+      expect(res.status).toBe(204)
+
+      // Then the second replica ends both streams after stream.closed
+      await Promise.all(streams.map((c) => c.ended))
+      for (const stream of streams) {
+        expect(stream.events.at(-1)).toEqual({
+          type: 'stream.closed',
+          data: { reason: 'token_revoked' },
+        })
+      }
+      // And a reconnect there is refused, while another token's stream there goes on
+      const again = new SseClient(b.url, { token: revoked.token })
+      clients.add(again)
+      await again.connected()
+      expect(again.status).toBe(401)
+      expect(bystander.closed).toBe(false)
+    })
   },
 )

@@ -93,6 +93,14 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       INSERT INTO fleet_settings DEFAULT VALUES;
     `,
   },
+  {
+    version: 4,
+    name: 'token expiry',
+    sql: `
+      -- NULL: the token never expires. Revocation stays a DELETE.
+      ALTER TABLE api_tokens ADD COLUMN expires_at timestamptz;
+    `,
+  },
 ]
 
 export async function migrate(db: Database): Promise<void> {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { ConfigError, parseDuration } from '../config.js'
 import type { Database, Queryable } from '../db/database.js'
-import { notFound } from './errors.js'
+import { AppError, notFound } from './errors.js'
 
 export const ROLES = ['viewer', 'editor', 'admin'] as const
 export type Role = (typeof ROLES)[number]
@@ -15,6 +16,8 @@ export interface Principal {
   tokenId: number
   name: string
   role: Role
+  /** When the token stops working (ms since the epoch), or null if it never expires. */
+  expiresAt: number | null
 }
 
 export interface TokenInfo {
@@ -23,6 +26,7 @@ export interface TokenInfo {
   role: Role
   prefix: string
   created_at: string
+  expires_at: string | null
 }
 
 /** Tokens are 256 random bits; a fast hash is enough to make a stolen table useless. */
@@ -40,7 +44,10 @@ interface TokenRow {
   role: Role
   prefix: string
   created_at: Date | string
+  expires_at: Date | string | null
 }
+
+const TOKEN_COLUMNS = 'id::float8 AS id, name, role, prefix, created_at, expires_at'
 
 function toInfo(row: TokenRow): TokenInfo {
   return {
@@ -49,27 +56,70 @@ function toInfo(row: TokenRow): TokenInfo {
     role: row.role,
     prefix: row.prefix,
     created_at: new Date(row.created_at).toISOString(),
+    expires_at: row.expires_at === null ? null : new Date(row.expires_at).toISOString(),
   }
+}
+
+/** The longest lifetime a token can be given (about 100 years), so every date stays in range. */
+const MAX_LIFETIME_MS = 36_500 * 86_400_000
+
+/** How a token is asked to expire: after a duration (`30d`, as in the config) or at a time. */
+export interface ExpiryRequest {
+  expires_in?: string
+  expires_at?: string
+}
+
+const badExpiry = (message: string) => new AppError(400, 'bad_request', message)
+
+/** When a token created at `now` with `request` expires (null: never); a bad request is a 400. */
+export function tokenExpiry(request: ExpiryRequest, now = Date.now()): Date | null {
+  const { expires_in: expiresIn, expires_at: expiresAt } = request
+  if (expiresIn !== undefined && expiresAt !== undefined) {
+    throw badExpiry('give expires_in or expires_at, not both')
+  }
+  let at: number
+  if (expiresIn !== undefined) {
+    try {
+      at = now + parseDuration(expiresIn)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      throw badExpiry('expires_in must be a duration such as 3600s, 12h or 30d')
+    }
+  } else if (expiresAt !== undefined) {
+    at = Date.parse(expiresAt)
+    if (!Number.isFinite(at)) throw badExpiry('expires_at must be an ISO 8601 date-time')
+  } else {
+    return null
+  }
+  const field = expiresIn !== undefined ? 'expires_in' : 'expires_at'
+  if (at <= now) throw badExpiry(`${field} must lie in the future`)
+  if (at - now > MAX_LIFETIME_MS) throw badExpiry(`${field} must lie within 36500 days`)
+  return new Date(at)
 }
 
 /** Creates a token; the secret is returned here once and stored only as its hash. */
 export async function createToken(
   db: Queryable,
-  input: { name: string; role: Role },
+  input: { name: string; role: Role; expiresAt?: Date | null },
 ): Promise<TokenInfo & { token: string }> {
   const token = generateToken()
   const { rows } = await db.query<TokenRow>(
-    `INSERT INTO api_tokens (name, role, token_hash, prefix) VALUES ($1, $2, $3, $4)
-     RETURNING id::float8 AS id, name, role, prefix, created_at`,
-    [input.name, input.role, hashToken(token), token.slice(0, 10)],
+    `INSERT INTO api_tokens (name, role, token_hash, prefix, expires_at)
+     VALUES ($1, $2, $3, $4, $5)
+     RETURNING ${TOKEN_COLUMNS}`,
+    [
+      input.name,
+      input.role,
+      hashToken(token),
+      token.slice(0, 10),
+      input.expiresAt?.toISOString() ?? null,
+    ],
   )
   return { ...toInfo(rows[0] as TokenRow), token }
 }
 
 export async function listTokens(db: Queryable): Promise<TokenInfo[]> {
-  const { rows } = await db.query<TokenRow>(
-    'SELECT id::float8 AS id, name, role, prefix, created_at FROM api_tokens ORDER BY id',
-  )
+  const { rows } = await db.query<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM api_tokens ORDER BY id`)
   return rows.map(toInfo)
 }
 
@@ -78,14 +128,46 @@ export async function revokeToken(db: Queryable, id: number): Promise<void> {
   if (rows.length === 0) throw notFound(`token ${id}`)
 }
 
-export async function authenticate(db: Queryable, token: string): Promise<Principal | null> {
+/** Who a token belongs to; `expired` for a known token past its expiry, null for no token. */
+export async function authenticate(
+  db: Queryable,
+  token: string,
+): Promise<Principal | 'expired' | null> {
   if (!token.startsWith('silo_') || token.length > 200) return null
-  const { rows } = await db.query<{ id: number; name: string; role: Role }>(
-    'SELECT id::float8 AS id, name, role FROM api_tokens WHERE token_hash = $1',
+  // The database's clock decides, so every replica agrees on when a token has expired.
+  const { rows } = await db.query<{
+    id: number
+    name: string
+    role: Role
+    expires_at: Date | string | null
+    expired: boolean
+  }>(
+    `SELECT id::float8 AS id, name, role, expires_at, expires_at <= now() AS expired
+     FROM api_tokens WHERE token_hash = $1`,
     [hashToken(token)],
   )
   const row = rows[0]
-  return row ? { tokenId: Number(row.id), name: row.name, role: row.role } : null
+  if (!row) return null
+  if (row.expired) return 'expired'
+  return {
+    tokenId: Number(row.id),
+    name: row.name,
+    role: row.role,
+    expiresAt: row.expires_at === null ? null : new Date(row.expires_at).getTime(),
+  }
+}
+
+/**
+ * Of the tokens `ids`, those still stored, each mapped to whether it has expired by the
+ * database's clock. A token missing from the answer has been revoked.
+ */
+export async function storedTokens(db: Queryable, ids: number[]): Promise<Map<number, boolean>> {
+  const { rows } = await db.query<{ id: number; expired: boolean | null }>(
+    `SELECT id::float8 AS id, expires_at <= now() AS expired
+     FROM api_tokens WHERE id = ANY($1::bigint[])`,
+    [ids],
+  )
+  return new Map(rows.map((row) => [Number(row.id), row.expired === true]))
 }
 
 // Advisory lock keys in use: 5110 migrations, 5111 event order, 5112 pruning, 5113 BOM edits.

@@ -21,7 +21,15 @@ export interface SubscribeOptions {
   lastEventId?: number
   filter?: SubscriptionFilter
   /** Written right after `retry:`, before anything from the log (the current server mode). */
-  greeting?: { type: string; data: unknown }
+  greeting?: UnstoredEvent
+  /** Whose stream this is, opaque to the broker: `closeWhere` picks subscriptions by it. */
+  owner?: unknown
+}
+
+/** An event that is not stored and has no id (server.state, stream.closed). */
+export interface UnstoredEvent {
+  type: string
+  data: unknown
 }
 
 export interface BrokerOptions {
@@ -63,6 +71,7 @@ export interface BrokerObserver {
 interface Subscriber {
   sink: Writable
   framing: Framing
+  owner: unknown
   cursor: number
   /**
    * The Last-Event-ID the client asked for. A reset while the cursor still sits there is due to
@@ -384,6 +393,7 @@ export class Broker {
     const sub: Subscriber = {
       sink,
       framing,
+      owner: options.owner,
       cursor: this.latest,
       resumeFrom: undefined,
       filter,
@@ -621,25 +631,48 @@ export class Broker {
     for (const sub of this.subscribers) if (!sub.closed) sub.sink.write(bytes.for(sub.framing))
   }
 
+  /**
+   * Ends the subscriptions whose owner `picks` after `final`, which is the last thing they get.
+   * Returns how many it ended.
+   */
+  closeWhere(picks: (owner: unknown) => boolean, final: UnstoredEvent): number {
+    const bytes = new FramedOnce(encodeEvent(final))
+    let ended = 0
+    for (const sub of this.subscribers) {
+      if (sub.closed || !picks(sub.owner)) continue
+      this.end(sub, bytes)
+      ended++
+    }
+    return ended
+  }
+
   /** Ends every subscription after a final event; later subscribers are turned away at once. */
-  close(final?: { type: string; data: unknown }): void {
+  close(final?: UnstoredEvent): void {
     if (this.closed) return
     this.closed = true
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
     const bytes = final ? new FramedOnce(encodeEvent(final)) : null
     for (const sub of this.subscribers) {
-      sub.closed = true
-      // A client that stopped reading would hold shutdown up until the grace period ends. Asked
-      // before end(): an ending stream never reports that it needs a drain.
-      if (sub.sink.writableNeedDrain) {
-        sub.sink.destroy()
-        this.observer?.stalledDestroyed()
-      } else {
-        if (bytes) sub.sink.write(bytes.for(sub.framing))
-        sub.sink.end(sub.framing.end)
-      }
-      sub.wake?.()
+      if (!sub.closed && this.end(sub, bytes) === 'destroyed') this.observer?.stalledDestroyed()
     }
-    this.live.clear()
+  }
+
+  /**
+   * Writes `final` and ends the stream. A client that stopped reading could not take it and
+   * would hold its socket (and shutdown) until the grace period ends: it is cut off instead.
+   */
+  private end(sub: Subscriber, final: FramedOnce | null): 'ended' | 'destroyed' {
+    sub.closed = true
+    this.live.delete(sub)
+    // Asked before end(): an ending stream never reports that it needs a drain.
+    const stalled = sub.sink.writableNeedDrain
+    if (stalled) {
+      sub.sink.destroy()
+    } else {
+      if (final) sub.sink.write(final.for(sub.framing))
+      sub.sink.end(sub.framing.end)
+    }
+    sub.wake?.()
+    return stalled ? 'destroyed' : 'ended'
   }
 }

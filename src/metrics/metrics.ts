@@ -1,5 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { StreamClosedReason } from '../domain/streamRights.js'
 import type { BrokerObserver, ResetReason } from '../events/broker.js'
+import type { StreamRefusal } from '../events/streamSlots.js'
 import type { Mode } from '../state/modeMachine.js'
 import type { PingResult } from '../state/storageMonitor.js'
 
@@ -12,6 +14,11 @@ const RESET_REASONS: Record<ResetReason, true> = {
   last_event_id_pruned: true,
   last_event_id_unknown: true,
   fell_behind: true,
+}
+const REFUSALS: Record<StreamRefusal, true> = { max_streams_per_token: true, max_streams: true }
+const CLOSED_REASONS: Record<StreamClosedReason, true> = {
+  token_revoked: true,
+  token_expired: true,
 }
 
 /** What the gauges read at scrape time. */
@@ -29,6 +36,10 @@ export interface Metrics {
   eventsDelivered: Counter
   streamResets: Counter<'reason'>
   slowConsumerCutoffs: Counter<'reason'>
+  /** New event streams answered 429, by the cap that refused them. */
+  streamsRefused: Counter<'reason'>
+  /** Open event streams ended with stream.closed, by reason. */
+  streamsClosed: Counter<'reason'>
   storagePingDuration: Histogram
   storagePingFailures: Counter
   httpRequestDuration: Histogram<HttpLabel>
@@ -99,6 +110,22 @@ export function createMetrics(sources: MetricSources): Metrics {
     labelNames: ['reason'],
     registers,
   })
+  const streamsRefused = new Counter<'reason'>({
+    name: name('sse_refused_total'),
+    help:
+      'New event streams refused with 429 too_many_streams, by the cap that refused them: ' +
+      'max_streams_per_token or max_streams.',
+    labelNames: ['reason'],
+    registers,
+  })
+  const streamsClosed = new Counter<'reason'>({
+    name: name('sse_closed_total'),
+    help:
+      'Open event streams ended with stream.closed because their token lost its right, by ' +
+      'reason: token_revoked or token_expired.',
+    labelNames: ['reason'],
+    registers,
+  })
   const storagePingDuration = new Histogram({
     name: name('storage_ping_duration_seconds'),
     help: 'Object storage health pings, failed ones included (a timed-out ping counts its timeout).',
@@ -123,6 +150,8 @@ export function createMetrics(sources: MetricSources): Metrics {
   for (const reason of Object.keys(RESET_REASONS)) streamResets.inc({ reason }, 0)
   slowConsumerCutoffs.inc({ reason: 'fell_behind' }, 0)
   slowConsumerCutoffs.inc({ reason: 'stalled_at_shutdown' }, 0)
+  for (const reason of Object.keys(REFUSALS)) streamsRefused.inc({ reason }, 0)
+  for (const reason of Object.keys(CLOSED_REASONS)) streamsClosed.inc({ reason }, 0)
   storagePingFailures.inc(0)
 
   const brokerObserver: BrokerObserver = {
@@ -141,6 +170,8 @@ export function createMetrics(sources: MetricSources): Metrics {
     eventsDelivered,
     streamResets,
     slowConsumerCutoffs,
+    streamsRefused,
+    streamsClosed,
     storagePingDuration,
     storagePingFailures,
     httpRequestDuration,

@@ -62,6 +62,7 @@ export default fp<{ streamRetryMs?: number }>(
         return reconnectLater(reply, streamRetryMs)
       }
       if (!principal) throw unauthorized('invalid token')
+      if (principal === 'expired') throw unauthorized('token expired')
       if (!roleAllows(principal.role, role)) {
         throw new AppError(403, 'forbidden', `this needs the ${role} role`)
       }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { setFleetReadOnly } from '../domain/fleetSettings.js'
-import { createToken, listTokens, revokeToken } from '../domain/tokens.js'
+import { createToken, listTokens, revokeToken, tokenExpiry } from '../domain/tokens.js'
 import { ErrorBody, Mode, Role, authErrors } from './schemas.js'
 
 const ModeBody = Type.Object({
@@ -20,6 +20,7 @@ const TokenInfo = Type.Object({
   role: Type.String(),
   prefix: Type.String(),
   created_at: Type.String(),
+  expires_at: Type.Union([Type.String(), Type.Null()]),
 })
 
 const adminRoutes: FastifyPluginAsync = async (plain) => {
@@ -75,7 +76,13 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
       config: { role: 'admin' },
       schema: {
         body: Type.Object(
-          { name: Type.String({ minLength: 1, maxLength: 100 }), role: Role },
+          {
+            name: Type.String({ minLength: 1, maxLength: 100 }),
+            role: Role,
+            // A duration as in the config (`3600s`, `12h`, `30d`), or a moment: one or neither.
+            expires_in: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+            expires_at: Type.Optional(Type.String({ format: 'date-time' })),
+          },
           { additionalProperties: false },
         ),
         response: {
@@ -85,7 +92,11 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
         },
       },
     },
-    async (request, reply) => reply.code(201).send(await createToken(app.db, request.body)),
+    async (request, reply) => {
+      const { name, role } = request.body
+      const expiresAt = tokenExpiry(request.body)
+      return reply.code(201).send(await createToken(app.db, { name, role, expiresAt }))
+    },
   )
 
   app.delete(
@@ -100,6 +111,8 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
     },
     async (request, reply) => {
       await revokeToken(app.db, request.params.id)
+      // Here at once; other replicas find out on their next check of open streams' tokens.
+      app.streamRights.end(request.params.id, 'token_revoked')
       return reply.code(204).send(null)
     },
   )

@@ -215,6 +215,56 @@ describe('Broker', () => {
     expect(broker.subscriberCount).toBe(0)
   })
 
+  it('ends only the subscriptions of the owners picked, each after the final event, and lets the rest run on', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    const [first, second, other] = [new RecordingSink(), new RecordingSink(), new RecordingSink()]
+    const ended = [
+      broker.subscribe(first, { owner: 7 }),
+      broker.subscribe(second, { owner: 7, lastEventId: 0 }),
+    ]
+    void broker.subscribe(other, { owner: 8 })
+    // When the owner 7's subscriptions are closed
+    const count = broker.closeWhere((owner) => owner === 7, {
+      type: 'stream.closed',
+      data: { reason: 'token_revoked' },
+    })
+    await Promise.all(ended)
+    // Then both end with the final event as the last thing written
+    expect(count).toBe(2)
+    for (const sink of [first, second]) {
+      expect(sink.text()).toMatch(/event: stream.closed\ndata: {"reason":"token_revoked"}\n\n$/)
+      expect(sink.writableEnded).toBe(true)
+    }
+    // And later events reach only the other owner's stream
+    log.append(1)
+    await broker.refresh()
+    await other.until(() => other.ids().length === 1)
+    for (const sink of [first, second]) expect(sink.ids()).toEqual([])
+    expect(other.text()).not.toContain('stream.closed')
+    expect(broker.subscriberCount).toBe(1)
+    // And closing again finds nothing left to end
+    expect(broker.closeWhere((owner) => owner === 7, { type: 'stream.closed', data: {} })).toBe(0)
+  })
+
+  it('cuts off a picked subscriber that stopped reading instead of queueing its final event', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log, 16)
+    const stalled = new RecordingSink(true)
+    const reading = new RecordingSink()
+    const ended = broker.subscribe(stalled, { owner: 'stalled', lastEventId: 0 })
+    void broker.subscribe(reading, { lastEventId: 0 })
+    log.append(200)
+    await broker.refresh()
+    await reading.until(() => reading.ids().length === 200)
+    expect(stalled.writableNeedDrain).toBe(true)
+    broker.closeWhere((owner) => owner === 'stalled', { type: 'stream.closed', data: {} })
+    await ended
+    expect(stalled.destroyed).toBe(true)
+    expect(reading.destroyed).toBe(false)
+    expect(broker.subscriberCount).toBe(1)
+  })
+
   it('shares one log read between concurrent refreshes', async () => {
     const log = new MemoryLog()
     const broker = await brokerOn(log)

@@ -1,0 +1,32 @@
+import type { UnstoredEvent } from '../events/broker.js'
+
+/** Why a stream was ended by the server with `stream.closed` (see the README's event table). */
+export type StreamClosedReason = 'token_revoked' | 'token_expired'
+
+/** The last event of a stream whose token lost its right to it; no id, never stored. */
+export function streamClosed(reason: StreamClosedReason): UnstoredEvent {
+  return { type: 'stream.closed', data: { reason } }
+}
+
+/**
+ * Which of the tokens holding open streams have lost the right to them, and why. `holders` maps
+ * a token id to its expiry as read when it authenticated (ms since the epoch, or null). `stored`
+ * is what the database says of those tokens now (id -> expired by the database's clock; a
+ * missing id was revoked), or null when it could not be asked: then only the expiries known
+ * here count, and no token is taken for revoked because the database did not answer.
+ */
+export function lostRights(
+  holders: Iterable<readonly [number, number | null]>,
+  stored: ReadonlyMap<number, boolean> | null,
+  now: number,
+): Map<number, StreamClosedReason> {
+  const lost = new Map<number, StreamClosedReason>()
+  for (const [tokenId, expiresAt] of holders) {
+    if ((expiresAt !== null && expiresAt <= now) || stored?.get(tokenId) === true) {
+      lost.set(tokenId, 'token_expired')
+    } else if (stored && !stored.has(tokenId)) {
+      lost.set(tokenId, 'token_revoked')
+    }
+  }
+  return lost
+}

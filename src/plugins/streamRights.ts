@@ -1,0 +1,99 @@
+import fp from 'fastify-plugin'
+import type { Config } from '../config.js'
+import { type StreamClosedReason, lostRights, streamClosed } from '../domain/streamRights.js'
+import { type Principal, storedTokens } from '../domain/tokens.js'
+import { type StreamRefusal, type StreamSlot, StreamSlots } from '../events/streamSlots.js'
+
+/**
+ * How often the rights of open streams are checked. Half a second, so that a token revoked on
+ * another replica (or by the CLI) or expired ends its streams within a second, query included.
+ */
+const RIGHTS_SWEEP_MS = 500
+
+export interface StreamRights {
+  /**
+   * Takes a stream slot for the principal's token, or names the cap that refuses it (counted in
+   * `silo_sse_refused_total`). The caller releases the slot when the stream ends.
+   */
+  admit(principal: Principal): StreamSlot | StreamRefusal
+  /** Ends this process's streams opened with `tokenId` now, after `stream.closed`. */
+  end(tokenId: number, reason: StreamClosedReason): void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    streamRights: StreamRights
+  }
+}
+
+/**
+ * Caps open event streams per token and in all, and ends streams whose token has lost its right
+ * to them. One timer for the process: every RIGHTS_SWEEP_MS it ends the streams of tokens whose
+ * expiry has passed, then asks the database in one query about every token holding a stream
+ * here, which sees revocations made on any replica or by the CLI. While that query fails,
+ * streams stay open (the database blinking is no reason to drop every client).
+ */
+export default fp<{ events: Config['events'] }>(
+  async (app, { events }) => {
+    const slots = new StreamSlots<number, number | null>({
+      perOwner: events.max_streams_per_token,
+      total: events.max_streams,
+    })
+    const endStreams = (lost: ReadonlyMap<number, StreamClosedReason>) => {
+      for (const reason of new Set(lost.values())) {
+        const ended = app.broker.closeWhere(
+          (owner) => lost.get(owner as number) === reason,
+          streamClosed(reason),
+        )
+        if (ended > 0) app.metrics.streamsClosed.inc({ reason }, ended)
+      }
+    }
+    const rights: StreamRights = {
+      admit(principal) {
+        const slot = slots.acquire(principal.tokenId, principal.expiresAt)
+        if (typeof slot === 'string') app.metrics.streamsRefused.inc({ reason: slot })
+        return slot
+      },
+      end: (tokenId, reason) => endStreams(new Map([[tokenId, reason]])),
+    }
+    app.decorate('streamRights', rights)
+
+    /** Resolves false when nothing needed checking. */
+    const sweep = async (): Promise<boolean> => {
+      const holders = [...slots.holders()]
+      if (holders.length === 0) return false
+      // Expiries known since authentication need no database.
+      endStreams(lostRights(holders, null, Date.now()))
+      const ids = holders.map(([tokenId]) => tokenId)
+      endStreams(lostRights(holders, await storedTokens(app.db, ids), Date.now()))
+      return true
+    }
+    let failing = false
+    let sweeping: Promise<void> | null = null
+    const timer = setInterval(() => {
+      // A slow database must not pile sweeps up: the tick after it answers starts the next.
+      sweeping ??= sweep()
+        .then(
+          (checked) => {
+            if (checked && failing) app.log.info('checking the tokens of open event streams again')
+            if (checked) failing = false
+          },
+          (err: unknown) => {
+            if (!failing) {
+              app.log.warn({ err }, 'cannot check the tokens of open event streams; they stay open')
+            }
+            failing = true
+          },
+        )
+        .finally(() => {
+          sweeping = null
+        })
+    }, RIGHTS_SWEEP_MS)
+    timer.unref()
+    app.addHook('preClose', async () => {
+      clearInterval(timer)
+      await sweeping
+    })
+  },
+  { name: 'streamRights', dependencies: ['database', 'broker', 'metrics'] },
+)
