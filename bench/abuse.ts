@@ -200,17 +200,22 @@ function importAttack(name: string, what: string, format: 'csv' | 'ods', make: (
   }
 }
 
-/** Opens `n` more streams with one viewer token and holds them while the writer runs. */
-async function manyStreams(ctx: AttackContext): Promise<Answer> {
-  const { http, auth } = ctx
+/** A new viewer token, made through the admin API. */
+async function viewerToken(http: Pool, auth: Record<string, string>, name: string) {
   const { statusCode, body } = await http.request({
     method: 'POST',
     path: '/api/admin/tokens',
     headers: { ...auth, 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'many-streams', role: 'viewer' }),
+    body: JSON.stringify({ name, role: 'viewer' }),
   })
   const token = ((await body.json()) as { token: string }).token
   if (statusCode !== 201) throw new Error(`creating the viewer token answered ${statusCode}`)
+  return token
+}
+
+/** Opens `n` more streams with one viewer token and holds them while the writer runs. */
+async function manyStreams(ctx: AttackContext): Promise<Answer> {
+  const token = await viewerToken(ctx.http, ctx.auth, 'many-streams')
   const streams = new SseLoad({ baseUrl: ctx.server.url, token })
   const started = performance.now()
   const opened = await streams.open(extraStreams, 200, 16)
@@ -375,12 +380,18 @@ function withTimeout(run: Promise<Answer>, started: number): Promise<Answer> {
 }
 
 async function runAttack(attack: Attack): Promise<string[]> {
-  const server = await SiloServer.start()
+  // The server's own stream caps, as an operator runs it.
+  const server = await SiloServer.start({ env: { SILO_EVENTS_MAX_STREAMS_PER_TOKEN: '100' } })
   const stopServer = () => server.stop(5000)
   stopOnSignals(stopServer)
   const http = new Pool(server.url, { connections: 2 })
   const auth = { authorization: `Bearer ${server.adminToken}` }
-  const load = new SseLoad({ baseUrl: server.url, token: server.adminToken })
+  // The subscribers hold a token of their own: with 100 of them it is at its cap, and the
+  // reference reader (createdIds) and the attacks use others.
+  const load = new SseLoad({
+    baseUrl: server.url,
+    token: await viewerToken(http, auth, 'subscribers'),
+  })
   const writer = new ItemWriter(server.url, server.adminToken, 2)
   try {
     const opened = await load.open(subscriberCount, 100, 4096)

@@ -12,7 +12,7 @@ import domainPlugin from './plugins/domain.js'
 import metricsPlugin from './plugins/metrics.js'
 import authPlugin from './plugins/auth.js'
 import earlyAnswersPlugin from './plugins/earlyAnswers.js'
-import errorHandlerPlugin from './plugins/errorHandler.js'
+import errorHandlerPlugin, { answerClientError } from './plugins/errorHandler.js'
 import requireWritablePlugin from './plugins/requireWritable.js'
 import serverStatePlugin from './plugins/serverState.js'
 import sheetPoolPlugin from './plugins/sheetPool.js'
@@ -62,6 +62,7 @@ export async function buildApp(
     },
     requestTimeout: config.server.request_timeout,
     keepAliveTimeout: config.server.keep_alive_timeout,
+    clientErrorHandler: answerClientError,
   })
   app.server.maxConnections = capacityFor(readSoftFileLimit()).maxConnections
   const db =

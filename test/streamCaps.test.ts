@@ -128,7 +128,12 @@ describe('server timeouts', () => {
 
     // Then the server answers each 408 and closes it
     for (const connection of [silent, halfHead, halfBody]) {
-      expect(await connection.closed).toMatch(/^HTTP\/1\.1 408 /)
+      const answer = await connection.closed
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /)
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+        error: 'request_timeout',
+        message: expect.stringContaining('server.headers_timeout'),
+      })
     }
     // And the event stream, open for longer than both timeouts, still carries events
     const created = await api(server, 'POST', '/api/items', {
