@@ -87,7 +87,7 @@ export async function buildApp(
     await app.register(databasePlugin, { db })
     await app.register(brokerPlugin, { events: config.events })
     await app.register(serverStatePlugin, { storage, config })
-    await app.register(domainPlugin)
+    await app.register(domainPlugin, { requestTimeoutMs: config.server.request_timeout })
     await app.register(sheetPoolPlugin)
     await app.register(metricsPlugin)
     await app.register(streamRightsPlugin, { events: config.events })

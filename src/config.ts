@@ -236,6 +236,24 @@ function deepMerge(base: unknown, over: unknown): unknown {
   return over === undefined ? base : over
 }
 
+/** S3 copies an object of at most 5 GiB in one request, which is how an upload gets its key. */
+const MAX_S3_FILE_SIZE = 5 * 1024 ** 3
+
+/** Rules that tie one setting to another, checked once each setting is valid on its own. */
+function crossKeyProblems(raw: RawConfig): string[] {
+  const problems: string[] = []
+  const requestTimeout = parseDuration(raw.server.request_timeout)
+  if (requestTimeout > 0 && parseDuration(raw.server.headers_timeout) > requestTimeout) {
+    problems.push('server.headers_timeout must not exceed server.request_timeout')
+  }
+  if (raw.storage.minio && raw.storage.max_file_size > MAX_S3_FILE_SIZE) {
+    problems.push(
+      `storage.max_file_size must be at most ${MAX_S3_FILE_SIZE} (5 GiB) with storage.minio, the largest object S3 copies in one request`,
+    )
+  }
+  return problems
+}
+
 /**
  * Builds the configuration from (in rising priority) the schema defaults, an optional YAML
  * file, SILO_* environment variables and explicit overrides (used by tests).
@@ -264,17 +282,13 @@ export function loadConfig(
         : Value.Errors(ConfigSchema, withDefaults).map((e) => `${e.instancePath} ${e.message}`)),
     )
   }
+  const raw = withDefaults as RawConfig
+  if (problems.length === 0) problems.push(...crossKeyProblems(raw))
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
   }
-  const raw = withDefaults as RawConfig
   const headersTimeout = parseDuration(raw.server.headers_timeout)
   const requestTimeout = parseDuration(raw.server.request_timeout)
-  if (requestTimeout > 0 && headersTimeout > requestTimeout) {
-    throw new ConfigError(
-      'invalid configuration: /server/headers_timeout must not exceed /server/request_timeout',
-    )
-  }
   return {
     server: {
       ...raw.server,

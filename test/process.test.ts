@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { connect } from 'node:net'
 import { constants, promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -15,6 +16,7 @@ import {
 import { chromiumMissing, launchChromium } from './support/browser.js'
 import { eventually } from './support/eventually.js'
 import { testDatabaseServer } from './support/postgres.js'
+import { postMultipart } from './support/multipart.js'
 import { api, freshDataDir, removeDataDir } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
 
@@ -548,5 +550,67 @@ describe('configuration mistakes stop the start', () => {
       'SILO_SERVER_PORTT is not a setting; did you mean SILO_SERVER_PORT?',
     )
     expect(child.stdout).not.toMatch(/silo listening on/)
+  })
+})
+
+describe('an upload cut short by kill -9', () => {
+  it('leaves no file behind after a restart and uses up no revision number', async () => {
+    // Given an item with two revisions, and an upload under way
+    const { child, url, dir, token } = await startFresh()
+    const upload = (name: string) =>
+      postMultipart(`${url}/api/items/KILL-1/revisions`, token, [
+        { name: 'file', filename: name, contentType: 'model/step', data: Buffer.from(name) },
+      ])
+    await api({ url }, 'POST', '/api/items', {
+      token,
+      body: { part_number: 'KILL-1', item_type: 'part' },
+    })
+    for (const name of ['one.step', 'two.step']) expect((await upload(name)).status).toBe(201)
+    const boundary = 'cut-short'
+    const socket = connect(Number(new URL(url).port), '127.0.0.1')
+    cleanups.push(() => void socket.destroy())
+    socket.on('error', () => {})
+    socket.write(
+      `POST /api/items/KILL-1/revisions HTTP/1.1\r\nHost: silo\r\nAuthorization: Bearer ${token}\r\n` +
+        `Content-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 100000000\r\n\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.step"\r\n` +
+        `Content-Type: model/step\r\n\r\n${'x'.repeat(256 * 1024)}`,
+    )
+    const files = join(dir, 'files')
+    const partial = () =>
+      fsp
+        .readdir(files, { recursive: true })
+        .then((names) => names.some((n) => n.includes('.upload-')))
+        .catch(() => false)
+    await eventually(partial, 'the upload to have started writing its file')
+
+    // When the server is killed in the middle of it, and started again on the same data
+    child.signal('SIGKILL')
+    expect((await child.exited).signal).toBe('SIGKILL')
+    const restarted = await start(dir)
+
+    // Then the next upload is revision 3, and no part of the cut-short upload is left
+    const next = await postMultipart(`${restarted.url}/api/items/KILL-1/revisions`, token, [
+      { name: 'file', filename: 'three.step', contentType: 'model/step', data: Buffer.from('3') },
+    ])
+    expect(next.status).toBe(201)
+    expect(next.body.revision_number).toBe(3)
+    const left = (await fsp.readdir(files, { recursive: true })).sort()
+    // On an embedded database no other process can be uploading, so the restart took it all;
+    // on PostgreSQL another replica might be, and what is younger than any upload stays.
+    if (!testDatabaseServer()) {
+      expect(left.filter((n) => n.includes('.upload-') || n.startsWith('uploads/'))).toEqual([])
+    }
+    expect(left.filter((n) => n.startsWith('items/'))).toEqual([
+      'items/KILL-1',
+      'items/KILL-1/rev',
+      'items/KILL-1/rev/1',
+      'items/KILL-1/rev/1/one.step',
+      'items/KILL-1/rev/2',
+      'items/KILL-1/rev/2/two.step',
+      'items/KILL-1/rev/3',
+      'items/KILL-1/rev/3/three.step',
+    ])
+    expect(await stop(restarted.child)).toEqual({ code: 0, signal: null })
   })
 })

@@ -386,10 +386,11 @@ describe('revisions with files on filesystem storage', () => {
         intervalMs: 1,
       },
     )
-    expect((await dbRevisions(s)).map((r) => r.status)).toEqual(['pending'])
+    // No number is taken while the file is only staged
+    expect(await dbRevisions(s)).toEqual([])
     socket.destroy()
-    await eventually(async () => (await dbRevisions(s)).length === 0, 'the reservation to go')
-    expect(storedFiles(s)).toEqual([])
+    await eventually(() => storedFiles(s).length === 0, 'the staged file to go')
+    expect(await dbRevisions(s)).toEqual([])
     expect(await eventCount(s)).toBe(before)
     expect((await upload(s, randomBytes(10))).body.revision_number).toBe(1)
   })

@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { type Readable, Transform } from 'node:stream'
 import type { Queryable } from '../db/database.js'
 import { type DomainContext, mutate } from './context.js'
+import { STAGING_PREFIX } from '../storage/objectStorage.js'
 import { AppError, notFound } from './errors.js'
 
 export interface RevisionFile {
@@ -110,8 +111,9 @@ function revisionCreated(revision: Revision) {
   }
 }
 
-// Numbers are taken under the item's row lock, over pending rows too, so two writers never
-// pick the same number and an upload's object key is fixed before its bytes are sent.
+// Numbers are taken under the item's row lock, so two writers never pick the same number; a
+// file's number is taken when its upload commits, so an upload that fails takes none. Pending
+// rows are counted too: older versions reserved numbers with them (see sweepStaleUploads).
 async function nextRevisionNumber(tx: Queryable, partNumber: string): Promise<number> {
   await assertItemExists(tx, partNumber, true)
   const { rows } = await tx.query<{ n: number }>(
@@ -185,11 +187,10 @@ export interface FileUpload {
   maxSize: number
 }
 
-/** A file stored under a reserved revision number that is not visible yet. */
+/** A file stored in the staging area, waiting for its revision number. */
 export interface PendingRevision {
   partNumber: string
-  revisionNumber: number
-  key: string
+  stagingKey: string
   file: RevisionFile
 }
 
@@ -197,10 +198,11 @@ export const storageUnavailable = (message: string) =>
   new AppError(503, 'storage_unavailable', message, { 'Retry-After': '30' })
 
 /**
- * Reserves revision number n+1, streams the file to storage while hashing it, and returns the
- * pending revision; `completeRevision` makes it visible, `abandonRevision` removes it. If this
- * rejects, neither a row nor an object is left behind. A failure of the upload's own stream
- * (client gone) or its size is rethrown as is; a storage failure becomes 503.
+ * Streams the file to a key of its own in the staging area while hashing it, and returns the
+ * pending revision; `completeRevision` gives it its number and makes it visible,
+ * `abandonRevision` removes it. If this rejects, nothing is left behind (and what a crash
+ * leaves in the staging area goes at the next start, see removeUploadLeftovers). A failure of
+ * the upload's own stream (client gone) or its size is rethrown as is; a storage failure is 503.
  */
 export async function storeRevisionFile(
   ctx: DomainContext,
@@ -219,31 +221,21 @@ export async function storeRevisionFile(
     bodyError ??= err
     digest.destroy(err)
   })
-  const reserved = await ctx.db.transaction(async (tx) => {
-    const n = await nextRevisionNumber(tx, partNumber)
-    const key = fileKey(partNumber, n, upload.filename)
-    await tx.query(
-      `INSERT INTO revisions (part_number, revision_number, status, file_key, file_name, content_type)
-       VALUES ($1, $2, 'pending', $3, $4, $5)`,
-      [partNumber, n, key, upload.filename, upload.contentType],
-    )
-    return { n, key }
-  })
+  await assertItemExists(ctx.db, partNumber)
+  const stagingKey = `${STAGING_PREFIX}${randomUUID()}`
   try {
     if (bodyError !== undefined) throw bodyError
-    await ctx.storage.put(reserved.key, upload.body.pipe(digest), upload.contentType)
+    await ctx.storage.put(stagingKey, upload.body.pipe(digest), upload.contentType)
   } catch (err) {
-    // The key is reserved for this upload alone, so whatever a storage kept of it can go.
-    await ctx.storage.remove(reserved.key).catch(() => {})
-    await deleteReservation(ctx.db, partNumber, reserved.n)
+    // The key is this upload's alone, so whatever a storage kept of it can go.
+    await ctx.storage.remove(stagingKey).catch(() => {})
     const clientError = bodyError ?? digest.tooLarge
     if (clientError) throw clientError
     throw storageUnavailable(`storing the file failed: ${(err as Error).message}`)
   }
   return {
     partNumber,
-    revisionNumber: reserved.n,
-    key: reserved.key,
+    stagingKey,
     file: {
       name: upload.filename,
       size: digest.size,
@@ -253,14 +245,13 @@ export async function storeRevisionFile(
   }
 }
 
-async function deleteReservation(db: Queryable, partNumber: string, n: number): Promise<void> {
-  await db.query(
-    `DELETE FROM revisions WHERE part_number = $1 AND revision_number = $2 AND status = 'pending'`,
-    [partNumber, n],
-  )
-}
-
-/** Commits a stored file as a revision, with its event. */
+/**
+ * Gives a staged file the next revision number, moves it to its key and commits the revision
+ * with its event. The move happens under the item's lock, inside the transaction, so the
+ * number and the key agree; if the insert fails the moved file goes too. A commit whose outcome
+ * is unknown (the database went away as it answered) keeps the file: a revision must never
+ * point to a file that was removed, and a file without a revision is only wasted space.
+ */
 export async function completeRevision(
   ctx: DomainContext,
   pending: PendingRevision,
@@ -268,25 +259,38 @@ export async function completeRevision(
 ): Promise<Revision> {
   try {
     return await mutate(ctx, async (tx, emit) => {
-      const { rows } = await tx.query<RevisionRow>(
-        `UPDATE revisions SET status = 'complete', comment = $3, properties = $4,
-           file_size = $5, file_sha256 = $6, created_at = now()
-         WHERE part_number = $1 AND revision_number = $2 AND status = 'pending'
-         RETURNING ${COLUMNS}`,
-        [
-          pending.partNumber,
-          pending.revisionNumber,
-          input.comment ?? '',
-          JSON.stringify(input.properties ?? {}),
-          pending.file.size,
-          pending.file.sha256,
-        ],
-      )
-      // The item was deleted during the upload, which took the reservation with it.
-      if (!rows[0]) throw notFound(`item ${pending.partNumber}`)
-      const revision = toRevision(rows[0])
-      emit(revisionCreated(revision))
-      return revision
+      // A deleted item answers 404 here, as it would have before the upload.
+      const n = await nextRevisionNumber(tx, pending.partNumber)
+      const key = fileKey(pending.partNumber, n, pending.file.name)
+      try {
+        await ctx.storage.move(pending.stagingKey, key)
+      } catch (err) {
+        throw storageUnavailable(`storing the file failed: ${(err as Error).message}`)
+      }
+      try {
+        const { rows } = await tx.query<RevisionRow>(
+          `INSERT INTO revisions (part_number, revision_number, comment, properties, file_key,
+             file_name, file_size, file_sha256, content_type)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+          [
+            pending.partNumber,
+            n,
+            input.comment ?? '',
+            JSON.stringify(input.properties ?? {}),
+            key,
+            pending.file.name,
+            pending.file.size,
+            pending.file.sha256,
+            pending.file.content_type,
+          ],
+        )
+        const revision = toRevision(rows[0] as RevisionRow)
+        emit(revisionCreated(revision))
+        return revision
+      } catch (err) {
+        await ctx.storage.remove(key).catch(() => {})
+        throw err
+      }
     })
   } catch (err) {
     await abandonRevision(ctx, pending)
@@ -294,18 +298,15 @@ export async function completeRevision(
   }
 }
 
-/**
- * Removes a stored file and its reservation. The object goes first: if storage fails, the
- * pending row stays as the record of what to remove, and `sweepStaleUploads` retries later.
- */
+/** Removes a staged file; what storage cannot remove now, the leftover sweep removes later. */
 export async function abandonRevision(ctx: DomainContext, pending: PendingRevision): Promise<void> {
-  await ctx.storage.remove(pending.key)
-  await deleteReservation(ctx.db, pending.partNumber, pending.revisionNumber)
+  await ctx.storage.remove(pending.stagingKey).catch(() => {})
 }
 
 /**
- * Removes reservations older than `olderThanMs` and their objects: uploads cut short by a
- * crash, or abandoned while storage was down. Returns how many were removed.
+ * Removes reservations made by older versions of silo (which reserved a number with a pending
+ * row while the file was uploaded) older than `olderThanMs`, with their objects. Returns how
+ * many were removed.
  */
 export async function sweepStaleUploads(ctx: DomainContext, olderThanMs: number): Promise<number> {
   const { rows } = await ctx.db.query<{
@@ -319,7 +320,10 @@ export async function sweepStaleUploads(ctx: DomainContext, olderThanMs: number)
   )
   for (const row of rows) {
     await ctx.storage.remove(row.file_key)
-    await deleteReservation(ctx.db, row.part_number, Number(row.revision_number))
+    await ctx.db.query(
+      `DELETE FROM revisions WHERE part_number = $1 AND revision_number = $2 AND status = 'pending'`,
+      [row.part_number, Number(row.revision_number)],
+    )
   }
   return rows.length
 }

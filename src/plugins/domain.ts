@@ -9,13 +9,24 @@ declare module 'fastify' {
   }
 }
 
-// An upload still pending after a day was cut short by a crash or left behind while storage
-// was down; no real upload runs that long.
-const STALE_UPLOAD_MS = 24 * 60 * 60 * 1000
+/**
+ * How long an upload can be under way: nothing staged that long ago belongs to a live one. No
+ * request lasts longer than server.request_timeout (a day when that is off).
+ */
+function uploadLifetimeMs(requestTimeoutMs: number): number {
+  return (requestTimeoutMs > 0 ? requestTimeoutMs : 24 * 60 * 60 * 1000) + 60 * 1000
+}
+
 const SWEEP_INTERVAL_MS = 60 * 60 * 1000
 
-export default fp(
-  async (app) => {
+/**
+ * Decorates `app.domain`, and removes what uploads that never completed left behind: at start-up
+ * and every hour. At start-up on PGlite everything staged is a leftover, since no other process
+ * can be using this data; elsewhere another replica may be uploading, so only what is older than
+ * any upload can be goes.
+ */
+export default fp<{ requestTimeoutMs: number }>(
+  async (app, { requestTimeoutMs }) => {
     const domain: DomainContext = {
       db: app.db,
       storage: app.storage,
@@ -23,17 +34,20 @@ export default fp(
     }
     app.decorate('domain', domain)
 
-    const sweep = async () => {
+    const lifetime = uploadLifetimeMs(requestTimeoutMs)
+    const sweep = async (olderThanMs: number) => {
       try {
-        const removed = await sweepStaleUploads(domain, STALE_UPLOAD_MS)
-        if (removed > 0) app.log.info(`removed ${removed} abandoned upload(s)`)
+        const removed =
+          (await sweepStaleUploads(domain, olderThanMs)) +
+          (await domain.storage.removeLeftovers(olderThanMs))
+        if (removed > 0) app.log.info(`removed ${removed} leftover(s) of unfinished uploads`)
       } catch (err) {
-        app.log.warn({ err }, 'removing abandoned uploads failed; will retry')
+        app.log.warn({ err }, 'removing leftovers of unfinished uploads failed; will retry')
       }
     }
-    const timer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS)
+    const timer = setInterval(() => void sweep(lifetime), SWEEP_INTERVAL_MS)
     timer.unref()
-    app.addHook('onReady', sweep)
+    app.addHook('onReady', () => sweep(app.db.kind === 'pglite' ? 0 : lifetime))
     app.addHook('preClose', async () => clearInterval(timer))
   },
   { name: 'domain', dependencies: ['database', 'broker', 'serverState'] },

@@ -25,8 +25,19 @@ export interface ObjectStorage {
   get(key: string, range?: ByteRange): Promise<Readable>
   /** Removes the object; removing a missing object is not an error. */
   remove(key: string): Promise<void>
+  /** Moves an object to another key: once this resolves it is there and no longer at `from`. */
+  move(from: string, to: string): Promise<void>
+  /**
+   * Removes what uploads that never completed left behind (a crash, a kill -9) and that has
+   * not changed for `olderThanMs`: objects under STAGING_PREFIX, a backend's own temporary
+   * files, empty folders, unfinished multipart uploads. Returns how many it removed.
+   */
+  removeLeftovers(olderThanMs: number): Promise<number>
   close(): Promise<void>
 }
+
+/** Where uploads are written before their revision number is known (see domain/revisions.ts). */
+export const STAGING_PREFIX = 'uploads/'
 
 /** Raised by a backend when an operation failed because the storage did not work. */
 export class StorageError extends Error {

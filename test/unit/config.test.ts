@@ -60,6 +60,14 @@ describe('loadConfig', () => {
     ],
     [{ storage: { minio: { port: 9000 } } }, 'storage.minio.endpoint is required'],
     [{ server: { cors_origins: 'https://a.example' } }, 'server.cors_origins must be a list'],
+    [
+      { storage: { minio: { endpoint: 's3.internal' }, max_file_size: 6 * 1024 ** 3 } },
+      'storage.max_file_size must be at most 5368709120 (5 GiB) with storage.minio',
+    ],
+    [
+      { server: { headers_timeout: '1m', request_timeout: '30s' } },
+      'server.headers_timeout must not exceed server.request_timeout',
+    ],
   ])('rejects %j naming the key and what is allowed', (overrides, message) => {
     expect(() => loadConfig({ overrides })).toThrow(ConfigError)
     expect(() => loadConfig({ overrides })).toThrow(message)
