@@ -411,8 +411,20 @@ async function runAttack(attack: Attack): Promise<string[]> {
     await sleep(1000)
     const written = await writing.stop()
     const health = await probe.stop()
-    const cost = meter.stop()
     const peak = rss.stop()
+    if (!server.running) {
+      const exit = await server.stop()
+      return [
+        attack.what,
+        `${answer.answer}; the server died (${exit.signal ?? `exit ${exit.code}`})`,
+        ms(answer.ms),
+        `${ms(health.latency.p50)} / ${ms(health.latency.p99)} / ${ms(Math.max(health.latency.max || 0, health.unansweredMs))}`,
+        'n/a (server died)',
+        `${bytes(idle)} → ${bytes(peak)} (+${bytes(peak - idle)})`,
+        'n/a',
+      ]
+    }
+    const cost = meter.stop()
     const answered = !answer.answer.startsWith('no answer')
     let latency = 'n/a (server stuck)'
     if (answered && written.partNumbers.length > 0) {
@@ -445,9 +457,11 @@ async function runAttack(attack: Attack): Promise<string[]> {
     ]
   } finally {
     load.close()
-    await writer.close().catch(() => {})
-    await http.close().catch(() => {})
+    // Stopped first: requests still waiting on a server whose event loop is held would keep a
+    // graceful close of their pools waiting with them.
     await stopServer()
+    await writer.close().catch(() => {})
+    await http.destroy().catch(() => {})
   }
 }
 
