@@ -35,6 +35,7 @@ const USAGE = `usage: npm run build --silent && npx tsx bench/abuse.ts [options]
   --streams N          extra streams opened on one token (default 10000)
   --slow N             connections sending headers one byte per 10 s (default 5000)
   --slow-seconds S     how long the slow connections are held (default 40)
+  --cpu-prof DIR       write a V8 CPU profile of each attack's server into DIR (at its exit)
   --report FILE        where the section is appended (default docs/BENCHMARKS.md)
   --no-report          print the summary only
 attacks: ${[
@@ -55,6 +56,7 @@ const args = benchArgs(USAGE, {
   streams: { type: 'string', default: '10000' },
   slow: { type: 'string', default: '5000' },
   'slow-seconds': { type: 'string', default: '40' },
+  'cpu-prof': { type: 'string' },
 })
 
 const subscriberCount = numberArg(args, 'subscribers', 'integer')
@@ -381,7 +383,11 @@ function withTimeout(run: Promise<Answer>, started: number): Promise<Answer> {
 
 async function runAttack(attack: Attack): Promise<string[]> {
   // The server's own stream caps, as an operator runs it.
-  const server = await SiloServer.start({ env: { SILO_EVENTS_MAX_STREAMS_PER_TOKEN: '100' } })
+  const profileDir = args['cpu-prof']
+  const server = await SiloServer.start({
+    env: { SILO_EVENTS_MAX_STREAMS_PER_TOKEN: '100' },
+    nodeArgs: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
+  })
   const stopServer = () => server.stop(5000)
   stopOnSignals(stopServer)
   const http = new Pool(server.url, { connections: 2 })

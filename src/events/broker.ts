@@ -210,6 +210,13 @@ function sliced<T>(
   sliceDone(performance.now() - started, true)
 }
 
+/**
+ * Lets the event loop answer others (probes, requests) before going on. An embedded database
+ * answers a query within the same turn, so reads awaited back to back (many subscribers catching
+ * up after a burst, page by page) would otherwise never give it back.
+ */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
+
 /** Log pages kept for subscribers behind the window (each at most `batchSize` events). */
 const PAGE_CACHE_SIZE = 8
 
@@ -360,6 +367,7 @@ export class Broker {
         )
         this.take(page)
         if (page.length < this.batchSize) break
+        await yieldToEventLoop()
       }
     } while (this.refreshAgain)
   }
@@ -562,7 +570,9 @@ export class Broker {
     const bounds = await this.options.source.bounds()
     this.notePruned(bounds.prunedThrough)
     if (cursor < this.prunedThrough) return 'reset'
-    return page.map(toEntry)
+    const entries = page.map(toEntry)
+    await yieldToEventLoop()
+    return entries
   }
 
   /**
