@@ -225,6 +225,16 @@ export async function storeRevisionFile(
   const stagingKey = `${STAGING_PREFIX}${randomUUID()}`
   try {
     if (bodyError !== undefined) throw bodyError
+    // Destroyed while the item was looked up (the parser gave up on the body): piping it would
+    // wait for bytes that never come.
+    if (upload.body.destroyed) {
+      bodyError = new AppError(
+        400,
+        'bad_request',
+        'malformed multipart body: the file part ended early',
+      )
+      throw bodyError
+    }
     await ctx.storage.put(stagingKey, upload.body.pipe(digest), upload.contentType)
   } catch (err) {
     // The key is this upload's alone, so whatever a storage kept of it can go.
