@@ -12,6 +12,7 @@ import {
 import { DEFAULT_SHEET_LIMITS } from '../src/sheets/sheet.js'
 import { api, startServer, type TestServer } from './support/server.js'
 import { closeStreams, openGreetedStream } from './support/sseClient.js'
+import { claimingSize } from './support/zipHeaders.js'
 
 /**
  * Hostile imports (README, "Import and export"): files built to hold the event loop — a CSV of
@@ -91,6 +92,22 @@ async function onlyLiveItems(): Promise<void> {
 const DURING = ['event received', 'health answered']
 
 /**
+ * The import was refused with 400 invalid_import saying `message`, after /health had answered
+ * and the live subscriber had its event, and nothing of the file was written.
+ */
+async function expectRefusedWhileServing(
+  res: Awaited<ReturnType<typeof importWhileServing>>,
+  message: string | RegExp,
+): Promise<void> {
+  expect(res.status).toBe(400)
+  expect(res.body.error).toBe('invalid_import')
+  if (typeof message === 'string') expect(res.body.message).toBe(message)
+  else expect(res.body.message).toMatch(message)
+  expect(res.order.slice(0, 2).sort()).toEqual(DURING)
+  await onlyLiveItems()
+}
+
+/**
  * An ODS file whose content.xml is `head`, then `block` repeated `times`, then the end of the
  * document: a file of about a thousandth of what it inflates to. A piece of content.xml refers
  * to nothing before it, so one deflated block serves every copy.
@@ -115,65 +132,43 @@ const ODS_HEAD = odsContentHead(3) + odsRowsXml([['part_number', 'description', 
 /** About 1 MiB of data rows. */
 const ODS_ROWS = odsRowsXml([['P-1', 'x', 'part']]).repeat(9000)
 
-/** The zip with every size of content.xml its headers give replaced by `claimed`. */
-function claimingSize(ods: Buffer, claimed: number): Buffer {
-  const zip = Buffer.from(ods)
-  const name = Buffer.from('content.xml')
-  for (const [signature, sizeAt, nameAt] of [
-    [0x04034b50, 22, 30],
-    [0x02014b50, 24, 46],
-  ] as const) {
-    for (let at = zip.indexOf(name); at >= 0; at = zip.indexOf(name, at + 1)) {
-      const i = at - nameAt
-      if (i >= 0 && zip.readUInt32LE(i) === signature) zip.writeUInt32LE(claimed, i + sizeAt)
-    }
-  }
-  return zip
-}
-
 describe('hostile CSV imports', () => {
   it('refuses 1 MiB of empty lines with 400 while /health and a live subscriber are served', async () => {
     const file = Buffer.from(HEADER + '\n'.repeat(1 << 20))
     const res = await importWhileServing('csv', file)
-    expect(res.status).toBe(400)
-    expect(res.body).toEqual({
-      error: 'invalid_import',
-      message: `the sheet has more than ${DEFAULT_SHEET_LIMITS.maxRows} data rows`,
-    })
-    expect(res.order.slice(0, 2).sort()).toEqual(DURING)
-    await onlyLiveItems()
+    expect(Object.keys(res.body).sort()).toEqual(['error', 'message'])
+    await expectRefusedWhileServing(
+      res,
+      `the sheet has more than ${DEFAULT_SHEET_LIMITS.maxRows} data rows`,
+    )
   })
 
   it('refuses 32 MiB of empty lines (import.max_size) with 400 the same way', async () => {
     const file = Buffer.from(HEADER + '\n'.repeat(s.config.import.max_size - HEADER.length))
     const res = await importWhileServing('csv', file)
-    expect(res.status).toBe(400)
-    expect(res.body.message).toBe(
+    await expectRefusedWhileServing(
+      res,
       `the sheet has more than ${DEFAULT_SHEET_LIMITS.maxRows} data rows`,
     )
-    expect(res.order.slice(0, 2).sort()).toEqual(DURING)
-    await onlyLiveItems()
   })
 
   it('refuses one cell of 30 MiB with 400 naming its row', async () => {
     const file = Buffer.from(`${HEADER}P-1,"${'x'.repeat(30 << 20)}",part\n`)
     const res = await importWhileServing('csv', file)
-    expect(res.status).toBe(400)
-    expect(res.body.message).toMatch(/^row 2 is longer than \d+ characters; a cell holds at most/)
-    expect(res.order.slice(0, 2).sort()).toEqual(DURING)
-    await onlyLiveItems()
+    await expectRefusedWhileServing(
+      res,
+      /^row 2 is longer than \d+ characters; a cell holds at most/,
+    )
   })
 
   it('refuses a row with more columns than the limit with 400, after 20,000 good rows', async () => {
     const good = Array.from({ length: 20_000 }, (_, i) => `G-${i},x,part\n`).join('')
     const file = Buffer.from(`${HEADER}${good}P-1,x,part${',y'.repeat(100_000)}\n`)
     const res = await importWhileServing('csv', file)
-    expect(res.status).toBe(400)
-    expect(res.body.message).toBe(
+    await expectRefusedWhileServing(
+      res,
       `the sheet has more than ${DEFAULT_SHEET_LIMITS.maxColumns} columns`,
     )
-    expect(res.order.slice(0, 2).sort()).toEqual(DURING)
-    await onlyLiveItems()
   })
 })
 
@@ -182,23 +177,19 @@ describe('hostile ODS imports', () => {
     const file = odsOf(ODS_HEAD, ODS_ROWS, Math.ceil(250e6 / ODS_ROWS.length))
     expect(file.length).toBeLessThan(2 << 20)
     const res = await importWhileServing('ods', file)
-    expect(res.status).toBe(400)
-    expect(res.body.message).toBe(
+    await expectRefusedWhileServing(
+      res,
       `the sheet has more than ${DEFAULT_SHEET_LIMITS.maxRows} data rows`,
     )
-    expect(res.order.slice(0, 2).sort()).toEqual(DURING)
-    await onlyLiveItems()
   })
 
   it('refuses an ODS whose zip headers claim 200 bytes for 300 MiB, with 400', async () => {
     const file = claimingSize(odsOf(ODS_HEAD, ODS_ROWS, 300), 200)
     const res = await importWhileServing('ods', file)
-    expect(res.status).toBe(400)
-    expect(res.body.message).toBe(
+    await expectRefusedWhileServing(
+      res,
       `the sheet has more than ${DEFAULT_SHEET_LIMITS.maxRows} data rows`,
     )
-    expect(res.order.slice(0, 2).sort()).toEqual(DURING)
-    await onlyLiveItems()
   })
 
   it('refuses an ODS whose content.xml is honestly larger than the limit, before inflating it', async () => {

@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { eventually } from './support/eventually.js'
 import { api, startServer, type TestServer } from './support/server.js'
-import { closeStreams, openGreetedStream } from './support/sseClient.js'
+import { closeStreams, expectStillLive, openGreetedStream } from './support/sseClient.js'
 
 /**
  * Streams and connections are bounded (README "Limits and timeouts"): caps per token and in all,
@@ -136,12 +136,6 @@ describe('server timeouts', () => {
       })
     }
     // And the event stream, open for longer than both timeouts, still carries events
-    const created = await api(server, 'POST', '/api/items', {
-      token: server.tokens.editor,
-      body: { part_number: 'AFTER-TIMEOUTS', item_type: 'part' },
-    })
-    expect(created.status).toBe(201)
-    await stream.waitForEvent('item.created', (e) => e.data.part_number === 'AFTER-TIMEOUTS')
-    expect(stream.closed).toBe(false)
+    await expectStillLive(server, stream, 'AFTER-TIMEOUTS')
   })
 })

@@ -22,7 +22,7 @@ export default fp(
   async (app) => {
     app.addHook('onSend', async (request, reply, payload) => {
       const incoming = request.raw
-      if (incoming.complete || request.routeOptions.config.eventStream) return payload
+      if (incoming.complete) return payload
       reply.removeHeader('connection')
       reply.raw.once('finish', () => {
         const timer = setTimeout(() => {

@@ -199,17 +199,12 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
     },
     async (request, reply) => {
       const { pn } = request.params
-      try {
-        const revision = request.isMultipart()
-          ? await multipartRevision(request, pn)
-          : await createRevision(app.domain, pn, request.body as RevisionInput)
-        return await reply.code(201).send(revision)
-      } catch (err) {
-        // An upload refused part-way leaves unread bytes on the connection; closing it is
-        // cheaper than reading up to a gigabyte just to discard it.
-        if (request.isMultipart() && !request.raw.readableEnded) reply.header('Connection', 'close')
-        throw err
-      }
+      // An upload refused part-way leaves unread bytes on the connection: the early-answers
+      // plugin reads them away for a bounded time, so that the client gets the answer.
+      const revision = request.isMultipart()
+        ? await multipartRevision(request, pn)
+        : await createRevision(app.domain, pn, request.body as RevisionInput)
+      return reply.code(201).send(revision)
     },
   )
 

@@ -1,6 +1,8 @@
 import { connect, type Socket } from 'node:net'
 import { StringDecoder } from 'node:string_decoder'
 import { createParser } from 'eventsource-parser'
+import { expect } from 'vitest'
+import { api } from './server.js'
 
 export interface ReceivedEvent {
   id?: number
@@ -210,4 +212,19 @@ export async function openGreetedStream(
 
 export function closeStreams(): void {
   for (const client of opened.splice(0)) client.close()
+}
+
+/** Creates item `partNumber` as the editor and waits for `client` to receive it: still live. */
+export async function expectStillLive(
+  server: { url: string; tokens: { editor: string } },
+  client: SseClient,
+  partNumber: string,
+): Promise<void> {
+  const created = await api(server, 'POST', '/api/items', {
+    token: server.tokens.editor,
+    body: { part_number: partNumber, item_type: 'part' },
+  })
+  expect(created.status).toBe(201)
+  await client.waitForEvent('item.created', (e) => e.data.part_number === partNumber)
+  expect(client.closed).toBe(false)
 }

@@ -20,6 +20,7 @@ import {
   DEFAULT_SHEET_LIMITS,
   SheetFormatError,
 } from '../../src/sheets/sheet.js'
+import { claimingSize } from '../support/zipHeaders.js'
 
 /**
  * The sheet readers and writers on plain values: CSV through csv-parse/csv-stringify, ODS through
@@ -448,26 +449,6 @@ describe('ODS reader on bad files', () => {
     expect(err.message).toMatch(/content\.xml is 16777216 bytes uncompressed; at most 1048576/)
   })
 })
-
-/** The zip with every header's uncompressed size of content.xml replaced by `claimed`. */
-function claimingSize(ods: Uint8Array, claimed: number): Buffer {
-  const zip = Buffer.from(ods)
-  const name = Buffer.from('content.xml')
-  for (const [signature, sizeAt, nameAt] of [
-    [0x04034b50, 22, 30], // local file header
-    [0x02014b50, 24, 46], // central directory entry
-  ] as const) {
-    for (let i = 0; i < zip.length - 4; i++) {
-      if (
-        zip.readUInt32LE(i) === signature &&
-        zip.subarray(i + nameAt, i + nameAt + name.length).equals(name)
-      ) {
-        zip.writeUInt32LE(claimed, i + sizeAt)
-      }
-    }
-  }
-  return zip
-}
 
 describe('ODS reader against a lying zip', () => {
   it('reads what content.xml really holds, whatever size the headers claim', () => {
