@@ -21,7 +21,7 @@ export interface SubscribeOptions {
   lastEventId?: number
   filter?: SubscriptionFilter
   /** Written right after `retry:`, before anything from the log (the current server mode). */
-  greeting?: UnstoredEvent
+  greeting?: () => UnstoredEvent
   /** Whose stream this is, opaque to the broker: `closeWhere` picks subscriptions by it. */
   owner?: unknown
 }
@@ -395,15 +395,25 @@ export class Broker {
   ): Promise<void> {
     const framing = options.framing ?? RAW_FRAMING
     const retry = encodeRetry(this.options.retryMs)
+    if (options.lastEventId === undefined && this.refreshing) {
+      // A commit already answered may still be on its way in through this read: the stream
+      // starts with the next new event, so it starts after that one. The greeting waits for
+      // the read, so whatever the client changes after seeing it is never skipped.
+      await this.refreshQuietly()
+      if (sink.destroyed) return
+    }
     if (this.closed) {
       sink.write(framing.frame(retry))
       sink.end(framing.end)
       return
     }
-    const greeting = options.greeting
-      ? encodeEvent({ type: options.greeting.type, data: options.greeting.data })
+    // Taken now, not when the request came in: a mode change during the wait above reached
+    // only the subscribers there were then.
+    const greeting = options.greeting?.()
+    const greetingBytes = greeting
+      ? encodeEvent({ type: greeting.type, data: greeting.data })
       : null
-    sink.write(framing.frame(greeting ? Buffer.concat([retry, greeting]) : retry))
+    sink.write(framing.frame(greetingBytes ? Buffer.concat([retry, greetingBytes]) : retry))
     const filter = options.filter ?? {}
     const sub: Subscriber = {
       sink,
@@ -432,11 +442,6 @@ export class Broker {
         if (requested > this.latest) await this.refreshQuietly()
         if (requested > this.latest) this.writeReset(sub, requested, 'last_event_id_unknown')
         else sub.cursor = sub.resumeFrom = requested
-      } else if (this.refreshing) {
-        // A commit already answered may still be on its way in through this read: the stream
-        // starts with the next new event, so it starts after that one, not before.
-        await this.refreshQuietly()
-        sub.cursor = this.latest
       }
       await this.pump(sub)
     } finally {

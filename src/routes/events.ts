@@ -71,7 +71,7 @@ const eventRoutes: FastifyPluginAsync<{ events: Config['events'] }> = async (app
           framing: res.chunkedEncoding ? CHUNKED_FRAMING : RAW_FRAMING,
           lastEventId,
           filter: { types: parseTypes(query.types), partNumber },
-          greeting: { type: 'server.state', data: { mode: app.serverState.modes.mode } },
+          greeting: () => ({ type: 'server.state', data: { mode: app.serverState.modes.mode } }),
           owner: principal.tokenId,
         })
       } finally {

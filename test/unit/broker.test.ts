@@ -142,7 +142,9 @@ describe('Broker', () => {
     const log = new MemoryLog()
     const broker = await brokerOn(log)
     const sink = new RecordingSink()
-    void broker.subscribe(sink, { greeting: { type: 'server.state', data: { mode: 'normal' } } })
+    void broker.subscribe(sink, {
+      greeting: () => ({ type: 'server.state', data: { mode: 'normal' } }),
+    })
     log.append(1)
     await broker.refresh()
     await sink.until(() => sink.ids().length === 1)
@@ -492,5 +494,38 @@ describe('Broker observer', () => {
     await broker.refresh()
     await sink.until(() => sink.ids().length > 0)
     expect(sink.ids()).toEqual([3])
+  })
+
+  it('delivers what a client changes after its greeting, even while commits are being read in', async () => {
+    const log = new MemoryLog()
+    const broker = await brokerOn(log)
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const readAfter = log.readAfter.bind(log)
+    log.readAfter = async (afterId, upToId, limit) => {
+      await gate
+      return readAfter(afterId, upToId, limit)
+    }
+    log.append(2)
+    const reading = broker.refresh()
+    const sink = new RecordingSink()
+    void broker.subscribe(sink, { greeting: () => ({ type: 'server.state', data: {} }) })
+    // Given a client that writes as soon as it has seen its greeting
+    const wrote = sink
+      .until(() => sink.text().includes('server.state'))
+      .then(() => {
+        log.append(1)
+        return broker.publishCommitted(log.events.slice(-1))
+      })
+    // When the read in progress comes back
+    release()
+    await reading
+    await wrote
+    log.readAfter = readAfter
+    log.append(1)
+    await broker.publishCommitted(log.events.slice(-1))
+    // Then its own change reaches it, before the next one
+    await sink.until(() => sink.ids().includes(4))
+    expect(sink.ids()).toEqual([3, 4])
   })
 })
