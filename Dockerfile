@@ -2,7 +2,7 @@
 #   docker run -p 8080:8080 -v silo-data:/data silo
 # The first start prints a bootstrap admin token to the container log (`docker logs`).
 
-# ---- build: compile TypeScript (needs the dev dependencies) ----
+# ---- build: compile TypeScript and the web console (needs the dev dependencies) ----
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -10,9 +10,10 @@ RUN npm ci --no-audit --no-fund
 # tsconfig.build.json extends tsconfig.json and compiles src/ only.
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY web ./web
 RUN npm run build
 
-# ---- runtime: production dependencies and the compiled dist/ ----
+# ---- runtime: production dependencies and the compiled dist/ (with dist/console) ----
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app

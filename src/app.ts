@@ -20,6 +20,7 @@ import streamRightsPlugin from './plugins/streamRights.js'
 import validationPlugin from './plugins/validation.js'
 import adminRoutes from './routes/admin.js'
 import bomRoutes from './routes/bom.js'
+import consoleRoutes from './routes/console.js'
 import eventRoutes from './routes/events.js'
 import healthRoutes from './routes/health.js'
 import importExportRoutes from './routes/importExport.js'
@@ -117,6 +118,7 @@ export async function buildApp(
     })
     await app.register(eventRoutes, { events: config.events })
     await app.register(adminRoutes)
+    await app.register(consoleRoutes)
     await app.ready()
   } catch (err) {
     await app.close().catch(() => {})

@@ -14,7 +14,7 @@ import { TEMPLATE_DATABASE, databaseUrl, psql, testDatabaseServer } from './post
  * SILO_TEST_DATABASE_URL it also makes the PostgreSQL template every test database is cloned from.
  */
 export default async function setup(project: TestProject) {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
+  execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' })
   const root = mkdtempSync(join(tmpdir(), 'silo-test-'))
   const template = join(root, 'template-db')
   const db = await openPglite(template)
