@@ -26,6 +26,7 @@ import healthRoutes from './routes/health.js'
 import importExportRoutes from './routes/importExport.js'
 import itemRoutes from './routes/items.js'
 import revisionRoutes from './routes/revisions.js'
+import sessionRoutes from './routes/session.js'
 import type { ObjectStorage } from './storage/objectStorage.js'
 import { openStorage } from './storage/openStorage.js'
 import { capacityFor, readSoftFileLimit } from './events/streamCapacity.js'
@@ -118,6 +119,7 @@ export async function buildApp(
     })
     await app.register(eventRoutes, { events: config.events })
     await app.register(adminRoutes)
+    await app.register(sessionRoutes, { lifetimeMs: config.server.session_lifetime })
     await app.register(consoleRoutes)
     await app.ready()
   } catch (err) {

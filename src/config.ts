@@ -56,6 +56,10 @@ export const ConfigSchema = Type.Object(
           'a request whose body has not fully arrived by then is closed (408); 0 turns it off',
         ),
         keep_alive_timeout: Duration('72s', 'an idle keep-alive connection is closed after this'),
+        session_lifetime: Duration(
+          '12h',
+          'a browser session (web console) ends after this, or when its token does',
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -148,6 +152,7 @@ export type Config = {
     headers_timeout: number
     request_timeout: number
     keep_alive_timeout: number
+    session_lifetime: number
   }
   database: Omit<RawConfig['database'], 'connect_timeout'> & { connect_timeout: number }
   storage: Omit<RawConfig['storage'], 'health_interval' | 'timeout'> & {
@@ -297,6 +302,7 @@ export function loadConfig(
       headers_timeout: headersTimeout,
       request_timeout: requestTimeout,
       keep_alive_timeout: parseDuration(raw.server.keep_alive_timeout),
+      session_lifetime: parseDuration(raw.server.session_lifetime),
     },
     database: { ...raw.database, connect_timeout: parseDuration(raw.database.connect_timeout) },
     storage: {

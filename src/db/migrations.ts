@@ -101,6 +101,22 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       ALTER TABLE api_tokens ADD COLUMN expires_at timestamptz;
     `,
   },
+  {
+    version: 5,
+    name: 'browser sessions',
+    // A session is a token's right handed to a browser as a cookie: only the cookie's hash is
+    // stored, and revoking the token removes its sessions with it.
+    sql: `
+      CREATE TABLE sessions (
+        id_hash text PRIMARY KEY,
+        token_id bigint NOT NULL REFERENCES api_tokens (id) ON DELETE CASCADE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL
+      );
+      CREATE INDEX sessions_token_id ON sessions (token_id);
+      CREATE INDEX sessions_expires_at ON sessions (expires_at);
+    `,
+  },
 ]
 
 export async function migrate(db: Database): Promise<void> {

@@ -1,7 +1,8 @@
 import type { UnstoredEvent } from '../events/broker.js'
 
 /** Why a stream was ended by the server with `stream.closed` (see the README's event table). */
-export type StreamClosedReason = 'token_revoked' | 'token_expired'
+export type StreamClosedReason =
+  'token_revoked' | 'token_expired' | 'signed_out' | 'session_expired'
 
 /** The last event of a stream whose token lost its right to it; no id, never stored. */
 export function streamClosed(reason: StreamClosedReason): UnstoredEvent {
@@ -29,4 +30,22 @@ export function lostRights(
     }
   }
   return lost
+}
+
+/**
+ * Which of the browser sessions holding open streams have ended, and why. `holders` maps a
+ * session to its end (ms since the epoch); `live` is the set of those the database still holds
+ * (signing out elsewhere deletes one), or null when it could not be asked.
+ */
+export function endedSessions(
+  holders: Iterable<readonly [string, number]>,
+  live: ReadonlySet<string> | null,
+  now: number,
+): Map<string, StreamClosedReason> {
+  const ended = new Map<string, StreamClosedReason>()
+  for (const [sessionId, expiresAt] of holders) {
+    if (expiresAt <= now) ended.set(sessionId, 'session_expired')
+    else if (live && !live.has(sessionId)) ended.set(sessionId, 'signed_out')
+  }
+  return ended
 }

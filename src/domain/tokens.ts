@@ -18,6 +18,11 @@ export interface Principal {
   role: Role
   /** When the token stops working (ms since the epoch), or null if it never expires. */
   expiresAt: number | null
+  /**
+   * The browser session this right came through, when it came through one: its id (the hash of
+   * its cookie) and its end (never later than the token's expiry).
+   */
+  session?: { id: string; expiresAt: number }
 }
 
 export interface TokenInfo {

@@ -19,6 +19,8 @@ const REFUSALS: Record<StreamRefusal, true> = { max_streams_per_token: true, max
 const CLOSED_REASONS: Record<StreamClosedReason, true> = {
   token_revoked: true,
   token_expired: true,
+  signed_out: true,
+  session_expired: true,
 }
 
 /** What the gauges read at scrape time. */

@@ -1,7 +1,9 @@
+import fastifyCookie from '@fastify/cookie'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/database.js'
 import { AppError } from '../domain/errors.js'
+import { SESSION_COOKIE, sessionPrincipal } from '../domain/sessions.js'
 import { reconnectLater } from './reconnectLater.js'
 import { authenticate, type Principal, type Role, roleAllows } from '../domain/tokens.js'
 
@@ -35,12 +37,59 @@ function bearerToken(request: FastifyRequest): string | undefined {
 const unauthorized = (message: string) =>
   new AppError(401, 'unauthorized', message, { 'WWW-Authenticate': 'Bearer realm="silo"' })
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * A browser sends the session cookie with whatever request a page makes; only the console's own
+ * pages may use it to change anything. Browsers mark every request with `Sec-Fetch-Site` and
+ * every non-GET one with `Origin`; either naming another site refuses the request (the
+ * SameSite=Strict cookie is the first guard, this the second, for browsers that lack it).
+ */
+export function refuseCrossSite(request: FastifyRequest): void {
+  if (SAFE_METHODS.has(request.method)) return
+  const site = request.headers['sec-fetch-site']
+  const origin = request.headers.origin
+  const own = `${request.protocol}://${request.host}`
+  if (
+    (site !== undefined && site !== 'same-origin' && site !== 'none') ||
+    (origin !== undefined && origin !== own)
+  ) {
+    throw new AppError(
+      403,
+      'cross_site_refused',
+      `a ${request.method} with a session cookie must come from this server's own pages (${own})`,
+    )
+  }
+}
+
+/** Who holds the request's right: its bearer token, else its session cookie. */
+async function principalOf(
+  db: Parameters<typeof authenticate>[0],
+  request: FastifyRequest,
+): Promise<Principal> {
+  const token = bearerToken(request)
+  if (token !== undefined) {
+    const principal = await authenticate(db, token)
+    if (!principal) throw unauthorized('invalid token')
+    if (principal === 'expired') throw unauthorized('token expired')
+    return principal
+  }
+  const session = request.cookies[SESSION_COOKIE]
+  if (session === undefined) throw unauthorized('missing bearer token')
+  refuseCrossSite(request)
+  const principal = await sessionPrincipal(db, session)
+  if (!principal) throw unauthorized('the session has ended: sign in again')
+  if (principal === 'expired') throw unauthorized('the session has expired: sign in again')
+  return principal
+}
+
 /**
  * Every route declares `config.role`; a route without one refuses to register, so no route can
  * be public by accident. The check runs in onRequest, before any body is read.
  */
 export default fp<{ streamRetryMs?: number }>(
   async (app, { streamRetryMs = 3000 }) => {
+    await app.register(fastifyCookie)
     app.decorateRequest('principal', null)
     app.addHook('onRoute', (route) => {
       const role = (route.config as { role?: RouteRole } | undefined)?.role
@@ -50,19 +99,15 @@ export default fp<{ streamRetryMs?: number }>(
       const role = request.routeOptions.config.role
       // Unmatched URLs have no route config; they fall through to the 404 handler.
       if (role === undefined || role === 'none') return
-      const token = bearerToken(request)
-      if (token === undefined) throw unauthorized('missing bearer token')
       let principal
       try {
-        principal = await authenticate(app.db, token)
+        principal = await principalOf(app.db, request)
       } catch (err) {
         // EventSource gives up for good on a 5xx. While the database cannot check the token,
         // the stream answers 200 with `retry:` and ends, so the client comes back later.
         if (!request.routeOptions.config.eventStream || !isDatabaseUnavailable(err)) throw err
         return reconnectLater(reply, streamRetryMs)
       }
-      if (!principal) throw unauthorized('invalid token')
-      if (principal === 'expired') throw unauthorized('token expired')
       if (!roleAllows(principal.role, role)) {
         throw new AppError(403, 'forbidden', `this needs the ${role} role`)
       }

@@ -1,6 +1,12 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
-import { type StreamClosedReason, lostRights, streamClosed } from '../domain/streamRights.js'
+import { liveSessions } from '../domain/sessions.js'
+import {
+  type StreamClosedReason,
+  endedSessions,
+  lostRights,
+  streamClosed,
+} from '../domain/streamRights.js'
 import { type Principal, storedTokens } from '../domain/tokens.js'
 import { type StreamRefusal, type StreamSlot, StreamSlots } from '../events/streamSlots.js'
 
@@ -18,6 +24,8 @@ export interface StreamRights {
   admit(principal: Principal): StreamSlot | StreamRefusal
   /** Ends this process's streams opened with `tokenId` now, after `stream.closed`. */
   end(tokenId: number, reason: StreamClosedReason): void
+  /** Ends this process's streams opened through the browser session `sessionId` now. */
+  endSession(sessionId: string, reason?: StreamClosedReason): void
 }
 
 declare module 'fastify' {
@@ -39,22 +47,46 @@ export default fp<{ events: Config['events'] }>(
       perOwner: events.max_streams_per_token,
       total: events.max_streams,
     })
-    const endStreams = (lost: ReadonlyMap<number, StreamClosedReason>) => {
+    // Streams opened through a browser session, per session: its end, and how many it holds.
+    const sessions = new Map<string, { expiresAt: number; count: number }>()
+    /** Ends the streams whose owner (the principal that opened them) `lost` names. */
+    const endWhere = <K>(
+      lost: ReadonlyMap<K, StreamClosedReason>,
+      keyOf: (owner: Principal) => K | undefined,
+    ) => {
       for (const reason of new Set(lost.values())) {
-        const ended = app.broker.closeWhere(
-          (owner) => lost.get(owner as number) === reason,
-          streamClosed(reason),
-        )
+        const ended = app.broker.closeWhere((owner) => {
+          const key = keyOf(owner as Principal)
+          return key !== undefined && lost.get(key) === reason
+        }, streamClosed(reason))
         if (ended > 0) app.metrics.streamsClosed.inc({ reason }, ended)
       }
     }
+    const endStreams = (lost: ReadonlyMap<number, StreamClosedReason>) =>
+      endWhere(lost, (owner) => owner.tokenId)
+    const endSessions = (lost: ReadonlyMap<string, StreamClosedReason>) =>
+      endWhere(lost, (owner) => owner.session?.id)
     const rights: StreamRights = {
       admit(principal) {
         const slot = slots.acquire(principal.tokenId, principal.expiresAt)
-        if (typeof slot === 'string') app.metrics.streamsRefused.inc({ reason: slot })
-        return slot
+        if (typeof slot === 'string') {
+          app.metrics.streamsRefused.inc({ reason: slot })
+          return slot
+        }
+        const { session } = principal
+        if (!session) return slot
+        const held = sessions.get(session.id) ?? { expiresAt: session.expiresAt, count: 0 }
+        held.count++
+        sessions.set(session.id, held)
+        return {
+          release() {
+            slot.release()
+            if (--held.count === 0) sessions.delete(session.id)
+          },
+        }
       },
       end: (tokenId, reason) => endStreams(new Map([[tokenId, reason]])),
+      endSession: (sessionId, reason = 'signed_out') => endSessions(new Map([[sessionId, reason]])),
     }
     app.decorate('streamRights', rights)
 
@@ -66,6 +98,15 @@ export default fp<{ events: Config['events'] }>(
       endStreams(lostRights(holders, null, Date.now()))
       const ids = holders.map(([tokenId]) => tokenId)
       endStreams(lostRights(holders, await storedTokens(app.db, ids), Date.now()))
+      if (sessions.size > 0) {
+        const held = [...sessions].map(([id, { expiresAt }]) => [id, expiresAt] as const)
+        endSessions(endedSessions(held, null, Date.now()))
+        const live = await liveSessions(
+          app.db,
+          held.map(([id]) => id),
+        )
+        endSessions(endedSessions(held, live, Date.now()))
+      }
       return true
     }
     let failing = false

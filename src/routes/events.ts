@@ -72,7 +72,7 @@ const eventRoutes: FastifyPluginAsync<{ events: Config['events'] }> = async (app
           lastEventId,
           filter: { types: parseTypes(query.types), partNumber },
           greeting: () => ({ type: 'server.state', data: { mode: app.serverState.modes.mode } }),
-          owner: principal.tokenId,
+          owner: principal,
         })
       } finally {
         slot.release()

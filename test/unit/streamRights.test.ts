@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { lostRights } from '../../src/domain/streamRights.js'
+import { endedSessions, lostRights } from '../../src/domain/streamRights.js'
 
 const NOW = Date.parse('2026-12-01T10:00:00Z')
 
@@ -32,5 +32,20 @@ describe('lostRights', () => {
 
   it('ends nothing for revocation while the database cannot be asked', () => {
     expect(lostRights([[1, null]], null, NOW).size).toBe(0)
+  })
+})
+
+describe('endedSessions', () => {
+  it('ends a session at its end, even without the database, and one the database dropped as signed out', () => {
+    const holders: [string, number][] = [
+      ['a', NOW],
+      ['b', NOW + 1000],
+      ['c', NOW + 1000],
+    ]
+    expect([...endedSessions(holders, null, NOW)]).toEqual([['a', 'session_expired']])
+    expect([...endedSessions(holders, new Set(['b']), NOW)]).toEqual([
+      ['a', 'session_expired'],
+      ['c', 'signed_out'],
+    ])
   })
 })
