@@ -10,6 +10,7 @@ import corsPlugin from './plugins/cors.js'
 import databasePlugin from './plugins/database.js'
 import domainPlugin from './plugins/domain.js'
 import metricsPlugin from './plugins/metrics.js'
+import openapiPlugin from './plugins/openapi.js'
 import authPlugin from './plugins/auth.js'
 import earlyAnswersPlugin from './plugins/earlyAnswers.js'
 import errorHandlerPlugin, { answerClientError } from './plugins/errorHandler.js'
@@ -25,6 +26,7 @@ import healthRoutes from './routes/health.js'
 import importExportRoutes from './routes/importExport.js'
 import itemRoutes from './routes/items.js'
 import revisionRoutes from './routes/revisions.js'
+import apiDescriptionRoutes from './openapi/routes.js'
 import type { ObjectStorage } from './storage/objectStorage.js'
 import { openStorage } from './storage/openStorage.js'
 import { capacityFor, readSoftFileLimit } from './events/streamCapacity.js'
@@ -73,6 +75,7 @@ export async function buildApp(
     await app.register(validationPlugin)
     await app.register(errorHandlerPlugin)
     await app.register(earlyAnswersPlugin)
+    await app.register(openapiPlugin)
     // JSON is the only body type the API reads; text/plain would otherwise reach the schema
     // as a string and be refused with a confusing 400 instead of 415.
     app.removeContentTypeParser('text/plain')
@@ -117,6 +120,7 @@ export async function buildApp(
     })
     await app.register(eventRoutes, { events: config.events })
     await app.register(adminRoutes)
+    await app.register(apiDescriptionRoutes)
     await app.ready()
   } catch (err) {
     await app.close().catch(() => {})
