@@ -10,6 +10,7 @@ import corsPlugin from './plugins/cors.js'
 import databasePlugin from './plugins/database.js'
 import domainPlugin from './plugins/domain.js'
 import metricsPlugin from './plugins/metrics.js'
+import openapiPlugin from './plugins/openapi.js'
 import authPlugin from './plugins/auth.js'
 import earlyAnswersPlugin from './plugins/earlyAnswers.js'
 import errorHandlerPlugin, { answerClientError } from './plugins/errorHandler.js'
@@ -27,6 +28,7 @@ import importExportRoutes from './routes/importExport.js'
 import itemRoutes from './routes/items.js'
 import revisionRoutes from './routes/revisions.js'
 import sessionRoutes from './routes/session.js'
+import apiDescriptionRoutes from './openapi/routes.js'
 import type { ObjectStorage } from './storage/objectStorage.js'
 import { openStorage } from './storage/openStorage.js'
 import { capacityFor, readSoftFileLimit } from './events/streamCapacity.js'
@@ -75,6 +77,7 @@ export async function buildApp(
     await app.register(validationPlugin)
     await app.register(errorHandlerPlugin)
     await app.register(earlyAnswersPlugin)
+    await app.register(openapiPlugin)
     // JSON is the only body type the API reads; text/plain would otherwise reach the schema
     // as a string and be refused with a confusing 400 instead of 415.
     app.removeContentTypeParser('text/plain')
@@ -121,6 +124,7 @@ export async function buildApp(
     await app.register(adminRoutes)
     await app.register(sessionRoutes, { lifetimeMs: config.server.session_lifetime })
     await app.register(consoleRoutes)
+    await app.register(apiDescriptionRoutes)
     await app.ready()
   } catch (err) {
     await app.close().catch(() => {})

@@ -1,6 +1,10 @@
 import { connect, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  EVENT_TYPES as CATALOGUE_TYPES,
+  type EventType as CatalogueEventType,
+} from '../../src/events/catalogue.js'
 
 /**
  * A load client for SSE fan-out: many raw TCP connections that speak just enough HTTP/1.1 and
@@ -11,19 +15,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
  * shares the machine with.
  */
 
-/** Event types told apart; `message` is an event without `event:`, `other` any unknown name. */
-export const EVENT_TYPES = [
-  'message',
-  'item.created',
-  'item.updated',
-  'item.deleted',
-  'revision.created',
-  'server.state',
-  'heartbeat',
-  'stream.reset',
-  'other',
-] as const
-export type EventType = (typeof EVENT_TYPES)[number]
+/**
+ * Event types told apart: the catalogue's, plus `message` for an event without `event:` and
+ * `other` for any unknown name.
+ */
+export type EventType = 'message' | CatalogueEventType | 'other'
+export const EVENT_TYPES: readonly EventType[] = ['message', ...CATALOGUE_TYPES, 'other']
 
 export function typeIndex(type: EventType): number {
   return EVENT_TYPES.indexOf(type)

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/database.js'
-import type { NewEvent } from '../events/eventLog.js'
+import { itemUpdated, type NewEvent } from '../events/catalogue.js'
 import { type DomainContext, mutate } from './context.js'
 import { AppError, conflict, notFound } from './errors.js'
 
@@ -143,7 +143,7 @@ async function bomChanged(
 ): Promise<void> {
   await tx.query('UPDATE items SET updated_at = now() WHERE part_number = $1', [parent])
   const bom = (await readChildren(tx, parent)).map(toBomLine)
-  emit({ type: 'item.updated', part_number: parent, data: { part_number: parent, bom } })
+  emit(itemUpdated(parent, { bom }))
 }
 
 const lineNotFound = (parent: string, child: string) =>

@@ -1,7 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { Queryable } from '../db/database.js'
 import { PG_UNIQUE_VIOLATION, pgErrorCode } from '../db/database.js'
-import type { NewEvent } from '../events/eventLog.js'
+import { itemCreated, itemUpdated, type NewEvent } from '../events/catalogue.js'
 import type { Cell } from '../sheets/sheet.js'
 import type { SheetPool } from '../workers/sheetPool.js'
 import { type DomainContext, mutate } from './context.js'
@@ -199,12 +199,7 @@ async function applyRows(
       if (!current) {
         action = 'created'
         creates.push(next)
-        const { part_number, description, item_type } = next
-        emit?.({
-          type: 'item.created',
-          part_number,
-          data: { part_number, description, item_type, properties },
-        })
+        emit?.(itemCreated(next))
       } else {
         const changed: Change = {}
         if (!sameJson(next.description, current.description)) changed.description = next.description
@@ -213,11 +208,7 @@ async function applyRows(
         if (Object.keys(changed).length > 0) {
           action = 'updated'
           updates.push(next)
-          emit?.({
-            type: 'item.updated',
-            part_number: next.part_number,
-            data: { part_number: next.part_number, ...changed },
-          })
+          emit?.(itemUpdated(next.part_number, changed))
         } else action = 'unchanged'
       }
       result[action]++

@@ -18,7 +18,7 @@ import {
   MAX_DESCRIPTION_LENGTH,
   PART_NUMBER_PATTERN,
   PART_NUMBER_RULE,
-} from './items.js'
+} from './schemas.js'
 import { FIXED_COLUMNS, MAX_PROPERTIES, propertyNameProblem } from './properties.js'
 
 /**

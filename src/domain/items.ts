@@ -1,18 +1,11 @@
 import type { Queryable } from '../db/database.js'
 import { PG_UNIQUE_VIOLATION, pgErrorCode } from '../db/database.js'
 import { type DomainContext, mutate } from './context.js'
+import { itemCreated, itemDeleted, itemUpdated } from '../events/catalogue.js'
 import { AppError, conflict, notFound } from './errors.js'
+import type { ItemType } from './schemas.js'
 
-export const ITEM_TYPES = ['part', 'assembly', 'drawing', 'document'] as const
-
-/** Longest description, on every route that writes one (the API and the sheet imports). */
-export const MAX_DESCRIPTION_LENGTH = 4096
-export type ItemType = (typeof ITEM_TYPES)[number]
-
-/** Part numbers travel in URL paths, so they are limited to URL-safe characters. */
-export const PART_NUMBER_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
-export const PART_NUMBER_RULE =
-  'letters, digits, dot, underscore and dash; at most 64; no leading punctuation'
+export { ITEM_TYPES, type ItemType } from './schemas.js'
 
 export interface Item {
   part_number: string
@@ -82,16 +75,7 @@ export async function createItem(ctx: DomainContext, input: NewItem): Promise<It
         ],
       )
       const item = toItem(rows[0] as ItemRow)
-      emit({
-        type: 'item.created',
-        part_number: item.part_number,
-        data: {
-          part_number: item.part_number,
-          description: item.description,
-          item_type: item.item_type,
-          properties: item.properties,
-        },
-      })
+      emit(itemCreated(item))
       return item
     })
   } catch (err) {
@@ -129,10 +113,15 @@ export async function updateItem(
 ): Promise<Item> {
   return mutate(ctx, async (tx, emit) => {
     const current = await findItem(tx, partNumber, true)
-    const changed: Partial<Record<keyof ItemPatch, unknown>> = {}
-    for (const key of ['description', 'item_type', 'properties'] as const) {
-      const value = patch[key]
-      if (value !== undefined && !sameJson(value, current[key])) changed[key] = value
+    const changed: ItemPatch = {}
+    if (patch.description !== undefined && patch.description !== current.description) {
+      changed.description = patch.description
+    }
+    if (patch.item_type !== undefined && patch.item_type !== current.item_type) {
+      changed.item_type = patch.item_type
+    }
+    if (patch.properties !== undefined && !sameJson(patch.properties, current.properties)) {
+      changed.properties = patch.properties
     }
     if (Object.keys(changed).length === 0) return current
     const { rows } = await tx.query<ItemRow>(
@@ -149,11 +138,7 @@ export async function updateItem(
         changed.properties === undefined ? null : JSON.stringify(changed.properties),
       ],
     )
-    emit({
-      type: 'item.updated',
-      part_number: partNumber,
-      data: { part_number: partNumber, ...changed },
-    })
+    emit(itemUpdated(partNumber, changed))
     return toItem(rows[0] as ItemRow)
   })
 }
@@ -189,7 +174,7 @@ export async function deleteItem(ctx: DomainContext, partNumber: string): Promis
       [partNumber],
     )
     await tx.query('DELETE FROM items WHERE part_number = $1', [partNumber])
-    emit({ type: 'item.deleted', part_number: partNumber, data: { part_number: partNumber } })
+    emit(itemDeleted(partNumber))
     return files.map((f) => f.file_key)
   })
   const removals = await Promise.allSettled(fileKeys.map((key) => ctx.storage.remove(key)))

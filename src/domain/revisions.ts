@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { type Readable, Transform } from 'node:stream'
 import type { Queryable } from '../db/database.js'
+import { revisionCreated } from '../events/catalogue.js'
 import { type DomainContext, mutate } from './context.js'
 import { STAGING_PREFIX } from '../storage/objectStorage.js'
 import { AppError, notFound } from './errors.js'
@@ -96,19 +97,6 @@ async function findRevision(db: Queryable, partNumber: string, n: number): Promi
 
 export async function getRevision(db: Queryable, partNumber: string, n: number): Promise<Revision> {
   return toRevision(await findRevision(db, partNumber, n))
-}
-
-function revisionCreated(revision: Revision) {
-  return {
-    type: 'revision.created',
-    part_number: revision.part_number,
-    data: {
-      part_number: revision.part_number,
-      revision_number: revision.revision_number,
-      comment: revision.comment,
-      ...(revision.file ? { file: revision.file } : {}),
-    },
-  }
 }
 
 // Numbers are taken under the item's row lock, so two writers never pick the same number; a

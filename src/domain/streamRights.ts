@@ -1,13 +1,9 @@
-import type { UnstoredEvent } from '../events/broker.js'
+import type { EventData } from '../events/catalogue.js'
 
 /** Why a stream was ended by the server with `stream.closed` (see the README's event table). */
-export type StreamClosedReason =
-  'token_revoked' | 'token_expired' | 'signed_out' | 'session_expired'
+export type StreamClosedReason = EventData<'stream.closed'>['reason']
 
-/** The last event of a stream whose token lost its right to it; no id, never stored. */
-export function streamClosed(reason: StreamClosedReason): UnstoredEvent {
-  return { type: 'stream.closed', data: { reason } }
-}
+export { streamClosed } from '../events/catalogue.js'
 
 /**
  * Which of the tokens holding open streams have lost the right to them, and why. `holders` maps

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import type { Writable } from 'node:stream'
+import type { LiveEventType } from './catalogue.js'
 import type { EventSource, StoredEvent } from './eventLog.js'
 import { RAW_FRAMING, type Framing } from './framing.js'
 import { encodeEvent, encodeRetry } from './sseEncoding.js'
@@ -28,7 +29,7 @@ export interface SubscribeOptions {
 
 /** An event that is not stored and has no id (server.state, stream.closed). */
 export interface UnstoredEvent {
-  type: string
+  type: LiveEventType
   data: unknown
 }
 
@@ -648,7 +649,7 @@ export class Broker {
   }
 
   /** Sends an event that is not stored and has no id (server.state) to every subscriber. */
-  broadcast(type: string, data: unknown): void {
+  broadcast(type: LiveEventType, data: unknown): void {
     const bytes = new FramedOnce(encodeEvent({ type, data }))
     for (const sub of this.subscribers) if (!sub.closed) sub.sink.write(bytes.for(sub.framing))
   }

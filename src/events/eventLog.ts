@@ -1,15 +1,15 @@
 import type { Database, Queryable } from '../db/database.js'
+import type { NewEvent, StoredEventType } from './catalogue.js'
 
-/** One stored event: a row of the `events` table. */
+export type { NewEvent } from './catalogue.js'
+
+/**
+ * One stored event: a row of the `events` table. Its data is what the catalogue said when it
+ * was written; rows written by older versions may lack fields added since.
+ */
 export interface StoredEvent {
   id: number
-  type: string
-  part_number: string | null
-  data: Record<string, unknown>
-}
-
-export interface NewEvent {
-  type: string
+  type: StoredEventType
   part_number: string | null
   data: Record<string, unknown>
 }

@@ -1,3 +1,5 @@
+import type { EventType } from './catalogue.js'
+
 /**
  * The SSE wire format, built here and nowhere else. Data is always one line of JSON, so no
  * payload can inject fields; comments and field names never come from user input.
@@ -5,7 +7,7 @@
 
 export interface WireEvent {
   id?: number
-  type: string
+  type: EventType
   data: unknown
 }
 

@@ -47,7 +47,7 @@ const consoleRoutes: FastifyPluginAsync<{ dir?: string }> = async (app, { dir = 
   const notBuilt = () =>
     new AppError(404, 'not_found', 'the web console is not built: run npm run build')
 
-  app.get('/', { config: { role: 'none' } }, async (_request, reply) => {
+  app.get('/', { config: { role: 'none' }, schema: { hide: true } }, async (_request, reply) => {
     if (!built) throw notBuilt()
     return secureHeaders(reply)
       .header('cache-control', 'no-cache')
@@ -58,7 +58,7 @@ const consoleRoutes: FastifyPluginAsync<{ dir?: string }> = async (app, { dir = 
     '/assets/*',
     {
       config: { role: 'none' },
-      schema: { params: Type.Object({ '*': Type.String({ maxLength: 200 }) }) },
+      schema: { hide: true, params: Type.Object({ '*': Type.String({ maxLength: 200 }) }) },
     },
     async (request, reply) => {
       if (!built) throw notBuilt()

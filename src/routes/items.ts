@@ -1,14 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import {
-  MAX_DESCRIPTION_LENGTH,
-  createItem,
-  deleteItem,
-  getItem,
-  listItems,
-  updateItem,
-} from '../domain/items.js'
+import { createItem, deleteItem, getItem, listItems, updateItem } from '../domain/items.js'
+import { Description } from '../domain/schemas.js'
 import {
   ErrorBody,
   Item,
@@ -18,8 +12,6 @@ import {
   Properties,
   authErrors,
 } from './schemas.js'
-
-const Description = Type.String({ maxLength: MAX_DESCRIPTION_LENGTH })
 
 const itemRoutes: FastifyPluginAsync = async (plain) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>()

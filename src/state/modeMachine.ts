@@ -4,7 +4,8 @@
  * database) and the storage health. Either switch makes the server read-only, and read-only wins
  * over degraded. All transitions are synchronous, so repeated signals cannot race.
  */
-export type Mode = 'normal' | 'read-only' | 'degraded'
+export const MODES = ['normal', 'read-only', 'degraded'] as const
+export type Mode = (typeof MODES)[number]
 
 export interface ModeChange {
   mode: Mode

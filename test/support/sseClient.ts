@@ -1,8 +1,21 @@
 import { connect, type Socket } from 'node:net'
 import { StringDecoder } from 'node:string_decoder'
 import { createParser } from 'eventsource-parser'
+import { Compile } from 'typebox/compile'
 import { expect } from 'vitest'
+import { EVENT_TYPES, eventCatalogue, isEventType } from '../../src/events/catalogue.js'
 import { api } from './server.js'
+
+const checkers = new Map(EVENT_TYPES.map((type) => [type, Compile(eventCatalogue[type].data)]))
+
+/** Why an event is not what the catalogue says its type carries, or null if it is. */
+export function contractProblem(event: ReceivedEvent): string | null {
+  if (!isEventType(event.type)) return `${event.type} is not in the event catalogue`
+  const checker = checkers.get(event.type)
+  if (!checker || checker.Check(event.data)) return null
+  const first = checker.Errors(event.data)[0]
+  return `${event.type} ${JSON.stringify(event.data)}: ${first?.instancePath || '/'} ${first?.message}`
+}
 
 export interface ReceivedEvent {
   id?: number
@@ -27,6 +40,8 @@ export interface SseClientOptions {
  */
 export class SseClient {
   readonly events: ReceivedEvent[] = []
+  /** Events whose data does not match the catalogue's schema for their type. */
+  readonly offContract: string[] = []
   status = 0
   headers: Record<string, string> = {}
   retry: number | undefined
@@ -45,6 +60,8 @@ export class SseClient {
         data: JSON.parse(message.data),
       }
       if (message.id !== undefined) event.id = Number(message.id)
+      const problem = contractProblem(event)
+      if (problem) this.offContract.push(problem)
       this.events.push(event)
       this.notify()
     },
@@ -210,8 +227,14 @@ export async function openGreetedStream(
   return client
 }
 
+/** Closes every stream openStream opened, and checks that all they received kept the contract. */
 export function closeStreams(): void {
-  for (const client of opened.splice(0)) client.close()
+  const offContract: string[] = []
+  for (const client of opened.splice(0)) {
+    client.close()
+    offContract.push(...client.offContract)
+  }
+  expect(offContract, 'events that do not match the event catalogue').toEqual([])
 }
 
 /** Creates item `partNumber` as the editor and waits for `client` to receive it: still live. */

@@ -1,0 +1,189 @@
+import { type Static, type TSchema, Type } from 'typebox'
+import {
+  BomLine,
+  Comment,
+  Description,
+  ItemType,
+  literalUnion,
+  PartNumber,
+  Properties,
+  RevisionFile,
+} from '../domain/schemas.js'
+import { MODES } from '../state/modeMachine.js'
+
+/**
+ * Every event the stream sends, with its payload schema, written once. The domain emits stored
+ * events only through the constructors below, the README's event table is checked against this
+ * catalogue by a test, and the API description of `GET /api/events` is generated from it.
+ * Clients must accept fields they do not know, so payload objects allow more than they list.
+ */
+
+export interface EventDefinition {
+  /** A row of the event log, with an `id:` and replayable; otherwise sent live only. */
+  stored: boolean
+  description: string
+  data: TSchema
+}
+
+export const eventCatalogue = {
+  'item.created': {
+    stored: true,
+    description: 'An item was created (POST /api/items, or a row of an import).',
+    data: Type.Object({
+      part_number: PartNumber,
+      description: Description,
+      item_type: ItemType,
+      properties: Properties,
+    }),
+  },
+  'item.updated': {
+    stored: true,
+    description:
+      'An item changed: the fields whose value changed (PATCH, an import row), or `bom`, the ' +
+      'whole BOM of the parent after a change of it.',
+    data: Type.Object({
+      part_number: PartNumber,
+      description: Type.Optional(Description),
+      item_type: Type.Optional(ItemType),
+      properties: Type.Optional(Properties),
+      bom: Type.Optional(Type.Array(BomLine)),
+    }),
+  },
+  'item.deleted': {
+    stored: true,
+    description: 'An item was deleted, with its revisions and its own BOM lines.',
+    data: Type.Object({ part_number: PartNumber }),
+  },
+  'revision.created': {
+    stored: true,
+    description: 'A revision was made; `file` is there when it has one.',
+    data: Type.Object({
+      part_number: PartNumber,
+      revision_number: Type.Integer({ minimum: 1 }),
+      comment: Comment,
+      file: Type.Optional(RevisionFile),
+    }),
+  },
+  'server.state': {
+    stored: false,
+    description:
+      'The server mode: first on every stream as `{mode}`, then `{mode, previous, reason}` on ' +
+      'each change, and `{mode: "shutting-down"}` before the stream ends at shutdown.',
+    data: Type.Object({
+      mode: literalUnion([...MODES, 'shutting-down']),
+      previous: Type.Optional(literalUnion(MODES)),
+      reason: Type.Optional(Type.String()),
+    }),
+  },
+  heartbeat: {
+    stored: false,
+    description: 'Sent to caught-up clients every events.heartbeat_interval (30 s) when idle.',
+    data: Type.Object({}),
+  },
+  'stream.reset': {
+    stored: false,
+    description:
+      'The requested Last-Event-ID cannot be replayed (pruned, or newer than the log) or the ' +
+      'client fell behind the retained history: refetch, then carry on. Not a row of the log, ' +
+      'but it carries an `id:`, the newest id at the reset, which the stream resumes after.',
+    data: Type.Object({
+      last_event_id: Type.Integer({ minimum: 0 }),
+      oldest_available_id: Type.Integer({ minimum: 0 }),
+    }),
+  },
+  'stream.closed': {
+    stored: false,
+    description:
+      'The right the stream was opened with ended (its token revoked or expired, its browser session signed out or expired); the stream ends after it.',
+    data: Type.Object({
+      reason: literalUnion(['token_revoked', 'token_expired', 'signed_out', 'session_expired']),
+    }),
+  },
+} satisfies Record<string, EventDefinition>
+
+export type EventType = keyof typeof eventCatalogue
+export type EventData<T extends EventType> = Static<(typeof eventCatalogue)[T]['data']>
+
+export const EVENT_TYPES = Object.keys(eventCatalogue) as readonly EventType[]
+
+type StoredFlag<T extends EventType> = (typeof eventCatalogue)[T]['stored']
+
+/** The types that are rows of the event log. */
+export type StoredEventType = {
+  [T in EventType]: StoredFlag<T> extends true ? T : never
+}[EventType]
+export type LiveEventType = Exclude<EventType, StoredEventType>
+
+export const STORED_EVENT_TYPES = EVENT_TYPES.filter(
+  (type) => eventCatalogue[type].stored,
+) as readonly StoredEventType[]
+
+export function isEventType(name: string): name is EventType {
+  return Object.prototype.hasOwnProperty.call(eventCatalogue, name)
+}
+
+/** A stored event before it has an id: what the domain emits inside its transaction. */
+export type NewEvent = {
+  [T in StoredEventType]: { type: T; part_number: string | null; data: EventData<T> }
+}[StoredEventType]
+
+/** An event sent live, never stored (no `id:`). */
+export type LiveEvent = { [T in LiveEventType]: { type: T; data: EventData<T> } }[LiveEventType]
+
+/** What `item.created` says of an item: its fields, without the server's bookkeeping. */
+export interface ItemFields {
+  part_number: string
+  description: string
+  item_type: ItemType
+  properties: Record<string, unknown>
+}
+
+export function itemCreated(item: ItemFields): NewEvent {
+  const { part_number, description, item_type, properties } = item
+  return {
+    type: 'item.created',
+    part_number,
+    data: { part_number, description, item_type, properties },
+  }
+}
+
+export function itemUpdated(
+  partNumber: string,
+  changed: Omit<EventData<'item.updated'>, 'part_number'>,
+): NewEvent {
+  return {
+    type: 'item.updated',
+    part_number: partNumber,
+    data: { part_number: partNumber, ...changed },
+  }
+}
+
+export function itemDeleted(partNumber: string): NewEvent {
+  return { type: 'item.deleted', part_number: partNumber, data: { part_number: partNumber } }
+}
+
+export function revisionCreated(revision: {
+  part_number: string
+  revision_number: number
+  comment: string
+  file: RevisionFile | null
+}): NewEvent {
+  const { part_number, revision_number, comment, file } = revision
+  return {
+    type: 'revision.created',
+    part_number,
+    data: { part_number, revision_number, comment, ...(file ? { file } : {}) },
+  }
+}
+
+export function serverState(data: EventData<'server.state'>): LiveEvent {
+  return { type: 'server.state', data }
+}
+
+export function streamClosed(reason: EventData<'stream.closed'>['reason']): LiveEvent {
+  return { type: 'stream.closed', data: { reason } }
+}
+
+export function heartbeat(): LiveEvent {
+  return { type: 'heartbeat', data: {} }
+}
