@@ -257,7 +257,7 @@ describe('starting read-only from config', () => {
       read_only_fleet: false,
     })
     // Until the operator flips it on this process (what SIGUSR1 does)
-    s.app.serverState.modes.toggleReadOnly('SIGUSR1')
+    s.app.modes.toggleReadOnly('SIGUSR1')
     // Then writes work and subscribers were told
     const again = await api(s, 'POST', '/api/items', {
       token: s.tokens.editor,
@@ -314,8 +314,8 @@ describe('read-only through the admin API applies to the fleet', () => {
           'server.state',
           (e) => e.data.mode === 'normal' && e.data.previous === 'read-only',
         )
-        a.app.serverState.modes.toggleReadOnly('SIGUSR1')
-        expect(a.app.serverState.modes.mode).toBe('read-only')
+        a.app.modes.toggleReadOnly('SIGUSR1')
+        expect(a.app.modes.mode).toBe('read-only')
         expect((await api(b, 'GET', '/health')).body.mode).toBe('normal')
       } finally {
         await b.close()

@@ -1,8 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isDatabaseUnavailable } from '../db/database.js'
 import { AppError } from '../domain/errors.js'
-import { reconnectLater } from './reconnectLater.js'
 import { authenticate, type Principal, type Role, roleAllows } from '../domain/tokens.js'
 
 /** The role a route needs; `none` marks the few public routes (probes). */
@@ -39,28 +37,20 @@ const unauthorized = (message: string) =>
  * Every route declares `config.role`; a route without one refuses to register, so no route can
  * be public by accident. The check runs in onRequest, before any body is read.
  */
-export default fp<{ streamRetryMs?: number }>(
-  async (app, { streamRetryMs = 3000 }) => {
+export default fp(
+  async (app) => {
     app.decorateRequest('principal', null)
     app.addHook('onRoute', (route) => {
       const role = (route.config as { role?: RouteRole } | undefined)?.role
       if (!role) throw new Error(`route ${route.method} ${route.url} declares no role`)
     })
-    app.addHook('onRequest', async (request, reply) => {
+    app.addHook('onRequest', async (request) => {
       const role = request.routeOptions.config.role
       // Unmatched URLs have no route config; they fall through to the 404 handler.
       if (role === undefined || role === 'none') return
       const token = bearerToken(request)
       if (token === undefined) throw unauthorized('missing bearer token')
-      let principal
-      try {
-        principal = await authenticate(app.db, token)
-      } catch (err) {
-        // EventSource gives up for good on a 5xx. While the database cannot check the token,
-        // the stream answers 200 with `retry:` and ends, so the client comes back later.
-        if (!request.routeOptions.config.eventStream || !isDatabaseUnavailable(err)) throw err
-        return reconnectLater(reply, streamRetryMs)
-      }
+      const principal = await authenticate(app.db, token)
       if (!principal) throw unauthorized('invalid token')
       if (principal === 'expired') throw unauthorized('token expired')
       if (!roleAllows(principal.role, role)) {
