@@ -34,17 +34,17 @@ function reconnectLater(reply: FastifyReply, retryMs: number): FastifyReply {
     .send(encodeRetry(retryMs))
 }
 
-/** Refusals that pass: the server is draining, or the database cannot check the token now. */
-function isPassing(err: unknown): boolean {
+/** A refusal that lasts a while: the server is draining, or the database cannot check tokens. */
+function isTemporary(err: unknown): boolean {
   return (err instanceof AppError && err.code === 'shutting_down') || isDatabaseUnavailable(err)
 }
 
 /**
- * GET /api/events. EventSource gives up for good on any status but 200, so this route answers
- * 200 to everything but a refusal meant to stop the client: a passing one (see `isPassing`) gets
- * 200 and `retry:`, and the query is read leniently (odd values are ignored, not refused). What
- * does stop the client: a bad or missing token (401), a role too low (403), and a stream cap
- * (429, before any stream byte).
+ * GET /api/events. EventSource gives up for good on any status but 200, so a temporary refusal
+ * (see `isTemporary`) is answered with 200, `retry:` and an end, and the client comes back. Only
+ * the refusals meant to stop it keep their status: a bad token (401), a role too low (403), a
+ * stream cap (429, before any stream byte). For the same reason the query is read leniently: odd
+ * values are ignored, not refused.
  */
 const eventRoutes: FastifyPluginAsync<{ events: Config['events'] }> = async (app, { events }) => {
   const retryAfter = String(Math.max(1, Math.ceil(events.retry / 1000)))
@@ -54,7 +54,7 @@ const eventRoutes: FastifyPluginAsync<{ events: Config['events'] }> = async (app
       config: { role: 'viewer', queryToken: true },
       // Also handles what the hooks before the route refuse with (draining, auth).
       errorHandler: (err, _request, reply) => {
-        if (!isPassing(err)) throw err
+        if (!isTemporary(err)) throw err
         return reconnectLater(reply, events.retry)
       },
     },
