@@ -20,10 +20,10 @@ function uploadLifetimeMs(requestTimeoutMs: number): number {
 const SWEEP_INTERVAL_MS = 60 * 60 * 1000
 
 /**
- * Decorates `app.domain` (built in app.ts, which wires it to the broker), and removes what uploads that never completed left behind: at start-up
- * and every hour. At start-up on PGlite everything staged is a leftover, since no other process
- * can be using this data; elsewhere another replica may be uploading, so only what is older than
- * any upload can be goes.
+ * Decorates `app.domain`, the context app.ts builds (and wires to the broker), and removes what
+ * uploads that never completed left behind: at start-up and every hour. At start-up on PGlite
+ * everything staged is a leftover, since no other process can be using this data; elsewhere
+ * another replica may be uploading, so only what is older than any upload can be goes.
  */
 export default fp<{ context: DomainContext; requestTimeoutMs: number }>(
   async (app, { context: domain, requestTimeoutMs }) => {
@@ -45,5 +45,5 @@ export default fp<{ context: DomainContext; requestTimeoutMs: number }>(
     app.addHook('onReady', () => sweep(app.db.kind === 'pglite' ? 0 : lifetime))
     app.addHook('preClose', async () => clearInterval(timer))
   },
-  { name: 'domain' },
+  { name: 'domain', dependencies: ['database'] },
 )
