@@ -9,14 +9,17 @@ import brokerPlugin from './plugins/broker.js'
 import corsPlugin from './plugins/cors.js'
 import databasePlugin from './plugins/database.js'
 import domainPlugin from './plugins/domain.js'
+import fleetSettingsPlugin from './plugins/fleetSettings.js'
+import lifecyclePlugin from './plugins/lifecycle.js'
 import metricsPlugin from './plugins/metrics.js'
+import modesPlugin from './plugins/modes.js'
 import openapiPlugin from './plugins/openapi.js'
 import authPlugin from './plugins/auth.js'
 import earlyAnswersPlugin from './plugins/earlyAnswers.js'
 import errorHandlerPlugin, { answerClientError } from './plugins/errorHandler.js'
 import requireWritablePlugin from './plugins/requireWritable.js'
-import serverStatePlugin from './plugins/serverState.js'
 import sheetPoolPlugin from './plugins/sheetPool.js'
+import storagePlugin from './plugins/storage.js'
 import streamRightsPlugin from './plugins/streamRights.js'
 import validationPlugin from './plugins/validation.js'
 import adminRoutes from './routes/admin.js'
@@ -51,8 +54,8 @@ export async function buildApp(
     logger: loggerOptions(config, options.logStream),
     bodyLimit: config.server.body_limit,
     trustProxy: config.server.trust_proxy,
-    // The event stream must answer 200 even while draining; the serverState plugin refuses
-    // everything else itself.
+    // The lifecycle plugin refuses requests while draining (probes excepted), and the event
+    // stream answers that refusal with 200 and `retry:`.
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
     // Timeouts bound what a client sends, never a response: event streams are not cut (see the
@@ -91,8 +94,16 @@ export async function buildApp(
     })
     await app.register(databasePlugin, { db })
     await app.register(brokerPlugin, { events: config.events })
-    await app.register(serverStatePlugin, { storage, config })
-    await app.register(domainPlugin, { requestTimeoutMs: config.server.request_timeout })
+    await app.register(modesPlugin, { readOnly: config.server.read_only })
+    await app.register(lifecyclePlugin)
+    await app.register(fleetSettingsPlugin)
+    await app.register(storagePlugin, { storage, config: config.storage })
+    // Every commit wakes the fan-out with the events it stored.
+    const { broker } = app
+    await app.register(domainPlugin, {
+      context: { db, storage, eventsCommitted: (events) => void broker.eventsCommitted(events) },
+      requestTimeoutMs: config.server.request_timeout,
+    })
     await app.register(sheetPoolPlugin)
     await app.register(metricsPlugin)
     await app.register(streamRightsPlugin, { events: config.events })
@@ -110,7 +121,7 @@ export async function buildApp(
         parts: 17,
       },
     })
-    await app.register(authPlugin, { streamRetryMs: config.events.retry })
+    await app.register(authPlugin)
     await app.register(requireWritablePlugin)
     await app.register(healthRoutes)
     await app.register(itemRoutes)

@@ -59,7 +59,7 @@ try {
 }
 const server = app
 
-toggleReadOnly = () => server.serverState.modes.toggleReadOnly('SIGUSR1')
+toggleReadOnly = () => server.modes.toggleReadOnly('SIGUSR1')
 if (earlyToggles % 2 === 1) toggleReadOnly()
 
 closeWithGrace(
@@ -71,7 +71,7 @@ closeWithGrace(
     if (err) server.log.error({ err }, 'fatal error; shutting down')
     else server.log.info(`${signal ?? 'exit'} received; draining`)
     const started = performance.now()
-    server.serverState.beginShutdown()
+    server.lifecycle.beginShutdown()
     if (config.server.drain_delay > 0) await sleep(config.server.drain_delay)
     await server.close()
     const durationMs = Math.round(performance.now() - started)
@@ -95,7 +95,7 @@ async function serve() {
     address = await server.listen({ host: config.server.host, port: config.server.port })
   } catch (err) {
     // A stop signal that landed between these steps closed the app under them: not an error.
-    if (server.serverState.shuttingDown) return
+    if (server.lifecycle.shuttingDown) return
     throw err
   }
   const pidFile = config.server.pid_file
@@ -110,7 +110,7 @@ async function serve() {
     }
   }
   process.stdout.write(
-    `silo listening on ${address} (mode ${server.serverState.modes.mode}, pid ${process.pid})\n`,
+    `silo listening on ${address} (mode ${server.modes.mode}, pid ${process.pid})\n`,
   )
   if (bootstrapToken) {
     // Printed once, straight to the terminal and never through the logger.

@@ -136,7 +136,7 @@ describe('bearer tokens', () => {
         error: 'forbidden',
       })
     }
-    expect(server.app.serverState.modes.mode).toBe('normal')
+    expect(server.app.modes.mode).toBe('normal')
     expect((await server.app.db.query('SELECT id FROM api_tokens')).rows.length).toBe(tokensBefore)
   })
 })

@@ -365,7 +365,7 @@ describe('while shutting down', () => {
   it('a new stream gets 200, retry and an end even once the database is closed', async () => {
     const s = await startServer()
     try {
-      s.app.serverState.beginShutdown()
+      s.app.lifecycle.beginShutdown()
       // The database closes late in shutdown, while clients may still reconnect on a kept-alive
       // connection; answering them must not need it (a 5xx would make EventSource give up).
       await s.app.db.close()

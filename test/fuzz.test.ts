@@ -281,7 +281,7 @@ describe('generated requests to every route', () => {
         expect(res.status, what).toBeLessThan(500)
         // A generated body may switch the fleet read-only, which is an answer, not an error;
         // the next case starts writable again.
-        if (server.app.serverState.modes.isReadOnly) {
+        if (server.app.modes.isReadOnly) {
           const reset = await api(server, 'PUT', '/api/admin/mode', {
             token: resetToken,
             body: { read_only: false },

@@ -22,7 +22,7 @@ async function dbState(server: Server) {
       'SELECT count(*)::int AS count, coalesce(max(id), 0)::int AS last FROM events',
     )
   ).rows[0]
-  return { items, tokens, events, mode: server.app.serverState.modes.mode }
+  return { items, tokens, events, mode: server.app.modes.mode }
 }
 
 async function eventCount(server: Server): Promise<number> {

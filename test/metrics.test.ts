@@ -300,7 +300,7 @@ describe('storage ping metrics', () => {
     const failures = 'silo_storage_ping_failures_total'
     const before = await scrape()
 
-    await server.app.serverState.storageMonitor.check()
+    await server.app.storageMonitor.check()
     const afterOk = await scrape()
     expect(afterOk.value(count) - before.value(count)).toBe(1)
     expect(afterOk.value(failures)).toBe(before.value(failures))
@@ -309,7 +309,7 @@ describe('storage ping metrics', () => {
     const files = join(server.dataDir, 'files')
     rmSync(files, { recursive: true, force: true })
     writeFileSync(files, 'not a folder')
-    await server.app.serverState.storageMonitor.check()
+    await server.app.storageMonitor.check()
     const afterFailure = await scrape()
     expect(afterFailure.value(count) - before.value(count)).toBe(2)
     expect(afterFailure.value(failures) - before.value(failures)).toBe(1)

@@ -415,7 +415,7 @@ describe('revisions in read-only and degraded modes', () => {
     await createItem(s)
     const data = randomBytes(1000)
     await upload(s, data)
-    s.app.serverState.modes.setReadOnly(true, 'test')
+    s.app.modes.setReadOnly(true, 'test')
     const refusedJson = await api(s, 'POST', '/api/items/P-1/revisions', {
       token: s.tokens.editor,
       body: { comment: 'x' },
@@ -436,8 +436,8 @@ describe('revisions in read-only and degraded modes', () => {
     const s = await start()
     await createItem(s)
     await upload(s, randomBytes(1000))
-    s.app.serverState.modes.setStorageHealthy(false, 'test')
-    expect(s.app.serverState.modes.mode).toBe('degraded')
+    s.app.modes.setStorageHealthy(false, 'test')
+    expect(s.app.modes.mode).toBe('degraded')
     const up = await upload(s, randomBytes(1000))
     expect(up.status).toBe(503)
     expect(up.body.error).toBe('storage_unavailable')

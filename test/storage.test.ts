@@ -164,7 +164,7 @@ describe('storage health against a real S3 server', () => {
     expect(await health(s)).toEqual({ status: 'ok', mode: 'degraded' })
 
     // The monitor keeps pinging: every ping times out and counts, none hangs forever...
-    const monitor = s.app.serverState.storageMonitor
+    const monitor = s.app.storageMonitor
     const threshold = s.config.storage.failure_threshold
     const seen = Math.max(monitor.consecutiveFailures, threshold)
     await eventually(() => monitor.consecutiveFailures >= seen + 3, 'more failed pings')

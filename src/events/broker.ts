@@ -2,16 +2,9 @@ import { performance } from 'node:perf_hooks'
 import type { Writable } from 'node:stream'
 import type { LiveEventType } from './catalogue.js'
 import type { EventSource, StoredEvent } from './eventLog.js'
+import { type Entry, EventHistory } from './eventHistory.js'
 import { RAW_FRAMING, type Framing } from './framing.js'
 import { encodeEvent, encodeRetry } from './sseEncoding.js'
-
-/** A stored event, encoded once; every subscriber writes the same bytes. */
-interface Entry {
-  id: number
-  type: string
-  partNumber: string | null
-  bytes: Buffer
-}
 
 export interface SubscriptionFilter {
   types?: ReadonlySet<string>
@@ -35,7 +28,7 @@ export interface UnstoredEvent {
 
 export interface BrokerOptions {
   source: EventSource
-  /** How many recent events are kept encoded in memory for live fan-out. */
+  /** How many recent events are kept encoded in memory (see EventHistory). */
   windowSize: number
   retryMs: number
   heartbeatMs: number
@@ -46,7 +39,7 @@ export interface BrokerOptions {
    * event loop while it runs: 256 events take about 20 ms here, 512 twice that.
    */
   pageSize?: number
-  /** Delay before a subscriber retries after the log could not be read. */
+  /** Delay before a read of the log that failed is tried again. */
   readRetryMs?: number
   onError?: (err: unknown, context: string) => void
 }
@@ -65,8 +58,8 @@ export type ResetReason =
  * log page or write batch, never per event per subscriber.
  */
 export interface BrokerObserver {
-  /** Events taken in from the log, each once however many subscribers get it. */
-  published(count: number): void
+  /** Committed events taken in, each once however many subscribers get it. */
+  committed(count: number): void
   /** Stored events written to one subscriber's socket in one batch. */
   delivered(count: number): void
   reset(reason: ResetReason): void
@@ -129,60 +122,6 @@ function batchOf(entries: readonly Entry[], filter: SubscriptionFilter | null): 
   return { bytes, count: matching.length, lastId }
 }
 
-/**
- * Recent history of encoded events: every id in (floor, newest] that the log holds. Older ids
- * must be read from the log itself.
- */
-class EventWindow {
-  private entries: Entry[] = []
-  floor: number
-
-  constructor(
-    private readonly size: number,
-    floor: number,
-  ) {
-    this.floor = floor
-  }
-
-  append(entry: Entry): void {
-    this.entries.push(entry)
-    // Trim in halves so appends stay O(1) amortised.
-    if (this.entries.length >= this.size * 2) {
-      const evicted = this.entries.splice(0, this.entries.length - this.size)
-      this.floor = (evicted[evicted.length - 1] as Entry).id
-    }
-  }
-
-  covers(cursor: number): boolean {
-    return cursor >= this.floor
-  }
-
-  after(cursor: number, limit: number): Entry[] {
-    let lo = 0
-    let hi = this.entries.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if ((this.entries[mid] as Entry).id <= cursor) lo = mid + 1
-      else hi = mid
-    }
-    return this.entries.slice(lo, lo + limit)
-  }
-
-  reset(floor: number): void {
-    this.entries = []
-    this.floor = floor
-  }
-}
-
-function toEntry(event: StoredEvent): Entry {
-  return {
-    id: event.id,
-    type: event.type,
-    partNumber: event.part_number,
-    bytes: encodeEvent({ id: event.id, type: event.type, data: event.data }),
-  }
-}
-
 function matches(entry: Entry, filter: SubscriptionFilter): boolean {
   if (filter.types && !filter.types.has(entry.type)) return false
   if (filter.partNumber !== undefined && entry.partNumber !== filter.partNumber) return false
@@ -217,36 +156,21 @@ function sliced<T>(
 }
 
 /**
- * Lets the event loop answer others (probes, requests) before going on. An embedded database
- * answers a query within the same turn, so reads awaited back to back (many subscribers catching
- * up after a burst, page by page) would otherwise never give it back.
- */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
-
-/** Log pages kept for subscribers behind the window (each at most `batchSize` events). */
-const PAGE_CACHE_SIZE = 8
-
-/**
- * Fans the event log out to SSE subscribers. Every subscriber reads the log by cursor: one that
- * is caught up sits in the live set, and new events are written to all of them in one
+ * Fans the event log out to SSE subscribers. Every subscriber reads the history by cursor: one
+ * that is caught up sits in the live set, and new events are written to all of them in one
  * synchronous loop per turn of the event loop (events committed in the same turn go out in one
  * write per socket, one buffer shared by every unfiltered subscriber). A subscriber whose socket
  * pushes back, or that is behind, leaves the live set and catches up at its own pace in its own
- * pump: from an in-memory window shared by all, then from log pages, and with `stream.reset` once
- * it lags behind retention. Nothing is queued per subscriber, so memory is bounded by the window,
- * not by clients × backlog.
+ * pump (from the history's window, then its log pages), and with `stream.reset` once it lags
+ * behind retention. Nothing is queued per subscriber, so memory is bounded by the window, not by
+ * clients × backlog.
  */
 export class Broker {
   private readonly subscribers = new Set<Subscriber>()
   private readonly live = new Set<Subscriber>()
   private readonly batchSize: number
-  private readonly pageSize: number
   private readonly readRetryMs: number
-  private window: EventWindow
-  private latest = 0
-  private prunedThrough = 0
-  private refreshing: Promise<void> | null = null
-  private refreshAgain = false
+  private readonly history: EventHistory
   /** A flush turn is queued. */
   private flushScheduled = false
   /** The flush pass under way (it may span turns of the event loop): when it began, time spent. */
@@ -258,19 +182,23 @@ export class Broker {
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closed = false
   private observer: BrokerObserver | null = null
-  // Pages read from the log by cursor, shared: after a burst larger than the window, every
-  // subscriber walks the same pages, and each should be read and encoded once, not per client.
-  private readonly pages = new Map<number, Promise<Entry[] | 'reset'>>()
 
   constructor(private readonly options: BrokerOptions) {
     this.batchSize = options.batchSize ?? 512
-    this.pageSize = options.pageSize ?? Math.min(this.batchSize, 256)
     this.readRetryMs = options.readRetryMs ?? 1000
-    this.window = new EventWindow(options.windowSize, 0)
+    this.history = new EventHistory({
+      source: options.source,
+      windowSize: options.windowSize,
+      pageSize: options.pageSize ?? Math.min(this.batchSize, 256),
+      onTaken: (count) => {
+        this.observer?.committed(count)
+        this.scheduleFlush()
+      },
+    })
   }
 
   get latestId(): number {
-    return this.latest
+    return this.history.latestId
   }
 
   get subscriberCount(): number {
@@ -293,10 +221,7 @@ export class Broker {
   }
 
   async start(): Promise<void> {
-    const bounds = await this.options.source.bounds()
-    this.latest = bounds.latest
-    this.prunedThrough = bounds.prunedThrough
-    this.window.reset(this.latest)
+    await this.history.start()
     if (this.options.heartbeatMs > 0) {
       this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs)
       this.heartbeatTimer.unref()
@@ -304,45 +229,16 @@ export class Broker {
   }
 
   /**
-   * Reads every event committed since the newest one known and sends it on. Called after each
-   * local commit (and by cross-process notifications); concurrent calls share one read.
+   * Wakes the fan-out after a commit: takes `events` as this process stored them, or reads the
+   * log for whatever was committed since the newest event known (after another process's commit,
+   * or when `events` do not directly follow it). A read that fails is reported and tried again
+   * after `readRetryMs`; the promise settles with the first attempt and never rejects.
    */
-  refresh(): Promise<void> {
-    if (this.refreshing) {
-      this.refreshAgain = true
-      return this.refreshing
-    }
-    this.refreshing = this.readNew().finally(() => {
-      this.refreshing = null
+  eventsCommitted(events: readonly StoredEvent[] = []): Promise<void> {
+    return this.history.takeCommitted(events).catch((err: unknown) => {
+      this.options.onError?.(err, 'reading new events failed; retrying')
+      setTimeout(() => void this.eventsCommitted(), this.readRetryMs).unref()
     })
-    return this.refreshing
-  }
-
-  /**
-   * Takes events this process has just committed, as the insert returned them, without reading
-   * them back: when they directly follow the newest known id, nothing can be missing before them
-   * (ids become visible in id order). Anything else (a gap left by a rolled-back id, another
-   * process's events in between, a read in progress) goes through refresh().
-   */
-  publishCommitted(events: StoredEvent[]): Promise<void> {
-    const first = events[0]
-    if (this.refreshing || !first || first.id !== this.latest + 1) return this.refresh()
-    for (let i = 1; i < events.length; i++) {
-      if ((events[i] as StoredEvent).id !== (events[i - 1] as StoredEvent).id + 1) {
-        return this.refresh()
-      }
-    }
-    this.take(events)
-    return Promise.resolve()
-  }
-
-  private take(events: StoredEvent[]): void {
-    const fresh = events.filter((e) => e.id > this.latest)
-    if (fresh.length === 0) return
-    for (const event of fresh) this.window.append(toEntry(event))
-    this.observer?.published(fresh.length)
-    this.latest = (fresh[fresh.length - 1] as StoredEvent).id
-    this.scheduleFlush()
   }
 
   /**
@@ -364,25 +260,9 @@ export class Broker {
     else setImmediate(() => this.flush())
   }
 
-  private async readNew(): Promise<void> {
-    do {
-      this.refreshAgain = false
-      for (;;) {
-        const page = await this.options.source.readAfter(
-          this.latest,
-          Number.MAX_SAFE_INTEGER,
-          this.pageSize,
-        )
-        this.take(page)
-        if (page.length < this.pageSize) break
-        await yieldToEventLoop()
-      }
-    } while (this.refreshAgain)
-  }
-
   /** Records a new retention watermark (after pruning). */
   notePruned(prunedThrough: number): void {
-    if (prunedThrough > this.prunedThrough) this.prunedThrough = prunedThrough
+    this.history.notePruned(prunedThrough)
   }
 
   /**
@@ -396,11 +276,11 @@ export class Broker {
   ): Promise<void> {
     const framing = options.framing ?? RAW_FRAMING
     const retry = encodeRetry(this.options.retryMs)
-    if (options.lastEventId === undefined && this.refreshing) {
+    if (options.lastEventId === undefined && this.history.isReading) {
       // A commit already answered may still be on its way in through this read: the stream
       // starts with the next new event, so it starts after that one. The greeting waits for
       // the read, so whatever the client changes after seeing it is never skipped.
-      await this.refreshQuietly()
+      await this.readNewQuietly()
       if (sink.destroyed) return
     }
     if (this.closed) {
@@ -420,7 +300,7 @@ export class Broker {
       sink,
       framing,
       owner: options.owner,
-      cursor: this.latest,
+      cursor: this.history.latestId,
       resumeFrom: undefined,
       filter,
       unfiltered: filter.types === undefined && filter.partNumber === undefined,
@@ -440,9 +320,10 @@ export class Broker {
       const requested = options.lastEventId
       if (requested !== undefined) {
         // An id this process has not seen yet may have been committed elsewhere; look first.
-        if (requested > this.latest) await this.refreshQuietly()
-        if (requested > this.latest) this.writeReset(sub, requested, 'last_event_id_unknown')
-        else sub.cursor = sub.resumeFrom = requested
+        if (requested > this.history.latestId) await this.readNewQuietly()
+        if (requested > this.history.latestId) {
+          this.writeReset(sub, requested, 'last_event_id_unknown')
+        } else sub.cursor = sub.resumeFrom = requested
       }
       await this.pump(sub)
     } finally {
@@ -453,9 +334,9 @@ export class Broker {
     }
   }
 
-  private async refreshQuietly(): Promise<void> {
+  private async readNewQuietly(): Promise<void> {
     try {
-      await this.refresh()
+      await this.history.readNew()
     } catch (err) {
       this.options.onError?.(err, 'refresh')
     }
@@ -468,7 +349,7 @@ export class Broker {
         await this.drained(sub)
         continue
       }
-      if (sub.cursor >= this.latest) {
+      if (sub.cursor >= this.history.latestId) {
         await new Promise<void>((resolve) => {
           // Caught up: the flush writes new events to it without waking this pump.
           sub.wake = resolve
@@ -479,7 +360,7 @@ export class Broker {
       }
       let entries: Entry[] | 'reset'
       try {
-        entries = await this.entriesAfter(sub.cursor)
+        entries = await this.history.entriesAfter(sub.cursor, this.batchSize)
       } catch (err) {
         this.options.onError?.(err, 'read event log')
         await this.pause(sub, this.readRetryMs)
@@ -492,7 +373,7 @@ export class Broker {
         continue
       }
       if (entries.length === 0) {
-        sub.cursor = this.latest
+        sub.cursor = this.history.latestId
         continue
       }
       this.deliver(sub, batchOf(entries, sub.unfiltered ? null : sub.filter))
@@ -516,23 +397,19 @@ export class Broker {
     sliced(
       this.live.values(),
       (sub) => {
-        if (sub.cursor >= this.latest || sub.closed) return
-        if (
-          sub.sink.writableNeedDrain ||
-          sub.cursor < this.prunedThrough ||
-          !this.window.covers(sub.cursor)
-        ) {
+        if (sub.cursor >= this.history.latestId || sub.closed) return
+        if (sub.sink.writableNeedDrain || !this.history.inWindow(sub.cursor)) {
           this.release(sub)
           return
         }
         let batch = sub.unfiltered ? shared.get(sub.cursor) : undefined
         if (!batch) {
-          const entries = this.window.after(sub.cursor, this.batchSize)
+          const entries = this.history.windowAfter(sub.cursor, this.batchSize)
           batch = batchOf(entries, sub.unfiltered ? null : sub.filter)
           if (sub.unfiltered) shared.set(sub.cursor, batch)
         }
         delivered += this.deliver(sub, batch, false)
-        if (sub.cursor < this.latest || sub.sink.writableNeedDrain) this.release(sub)
+        if (sub.cursor < this.history.latestId || sub.sink.writableNeedDrain) this.release(sub)
       },
       (ms, finished) => {
         if (delivered > 0) this.observer?.delivered(delivered)
@@ -556,38 +433,6 @@ export class Broker {
     sub.wake?.()
   }
 
-  private async entriesAfter(cursor: number): Promise<Entry[] | 'reset'> {
-    if (cursor < this.prunedThrough) return 'reset'
-    if (this.window.covers(cursor)) return this.window.after(cursor, this.batchSize)
-    let page = this.pages.get(cursor)
-    if (!page) {
-      page = this.readPage(cursor)
-      this.pages.set(cursor, page)
-      if (this.pages.size > PAGE_CACHE_SIZE) {
-        this.pages.delete(this.pages.keys().next().value as number)
-      }
-      // Only non-empty pages stay: an empty one means "caught up", which is true only once.
-      page.then(
-        (entries) => {
-          if (entries === 'reset' || entries.length === 0) this.pages.delete(cursor)
-        },
-        () => this.pages.delete(cursor),
-      )
-    }
-    return page
-  }
-
-  private async readPage(cursor: number): Promise<Entry[] | 'reset'> {
-    const page = await this.options.source.readAfter(cursor, this.latest, this.pageSize)
-    // Retention may have run while we read; the watermark tells whether rows went missing.
-    const bounds = await this.options.source.bounds()
-    this.notePruned(bounds.prunedThrough)
-    if (cursor < this.prunedThrough) return 'reset'
-    const entries = page.map(toEntry)
-    await yieldToEventLoop()
-    return entries
-  }
-
   /**
    * Writes a batch in one socket write and moves the cursor past it (past skipped events too).
    * Returns how many events were written; reports them unless the caller sums for many.
@@ -604,12 +449,12 @@ export class Broker {
     // The reset carries the id it resumes after, so a client that reconnects before the next
     // event resends that id and is not reset (and made to refetch) a second time.
     const reset = encodeEvent({
-      id: this.latest,
+      id: this.history.latestId,
       type: 'stream.reset',
-      data: { last_event_id: lastEventId, oldest_available_id: this.prunedThrough + 1 },
+      data: { last_event_id: lastEventId, oldest_available_id: this.history.prunedThrough + 1 },
     })
     sub.sink.write(sub.framing.frame(reset))
-    sub.cursor = this.latest
+    sub.cursor = this.history.latestId
   }
 
   /**

@@ -157,7 +157,7 @@ export function createMetrics(sources: MetricSources): Metrics {
   storagePingFailures.inc(0)
 
   const brokerObserver: BrokerObserver = {
-    published: (count) => eventsPublished.inc(count),
+    committed: (count) => eventsPublished.inc(count),
     delivered: (count) => eventsDelivered.inc(count),
     reset(reason) {
       streamResets.inc({ reason })

@@ -1,10 +1,8 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isDatabaseUnavailable } from '../db/database.js'
 import { AppError } from '../domain/errors.js'
 import { SESSION_COOKIE, sessionPrincipal } from '../domain/sessions.js'
-import { reconnectLater } from './reconnectLater.js'
 import { authenticate, type Principal, type Role, roleAllows } from '../domain/tokens.js'
 
 /** The role a route needs; `none` marks the few public routes (probes). */
@@ -87,27 +85,19 @@ async function principalOf(
  * Every route declares `config.role`; a route without one refuses to register, so no route can
  * be public by accident. The check runs in onRequest, before any body is read.
  */
-export default fp<{ streamRetryMs?: number }>(
-  async (app, { streamRetryMs = 3000 }) => {
+export default fp(
+  async (app) => {
     await app.register(fastifyCookie)
     app.decorateRequest('principal', null)
     app.addHook('onRoute', (route) => {
       const role = (route.config as { role?: RouteRole } | undefined)?.role
       if (!role) throw new Error(`route ${route.method} ${route.url} declares no role`)
     })
-    app.addHook('onRequest', async (request, reply) => {
+    app.addHook('onRequest', async (request) => {
       const role = request.routeOptions.config.role
       // Unmatched URLs have no route config; they fall through to the 404 handler.
       if (role === undefined || role === 'none') return
-      let principal
-      try {
-        principal = await principalOf(app.db, request)
-      } catch (err) {
-        // EventSource gives up for good on a 5xx. While the database cannot check the token,
-        // the stream answers 200 with `retry:` and ends, so the client comes back later.
-        if (!request.routeOptions.config.eventStream || !isDatabaseUnavailable(err)) throw err
-        return reconnectLater(reply, streamRetryMs)
-      }
+      const principal = await principalOf(app.db, request)
       if (!roleAllows(principal.role, role)) {
         throw new AppError(403, 'forbidden', `this needs the ${role} role`)
       }

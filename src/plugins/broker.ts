@@ -1,26 +1,19 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
 import { Broker } from '../events/broker.js'
-import {
-  EVENTS_CHANNEL,
-  type StoredEvent,
-  databaseEventSource,
-  pruneEvents,
-} from '../events/eventLog.js'
+import { EVENTS_CHANNEL, databaseEventSource, pruneEvents } from '../events/eventLog.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     broker: Broker
-    /** Hands the fan-out the events of a transaction that has just committed. */
-    eventsCommitted: (events: StoredEvent[]) => void
     /** Applies event retention now (also runs at start-up and every `events.prune_interval`). */
     applyRetention: () => Promise<void>
   }
 }
 
 /**
- * Decorates `app.broker`, applies event retention on a timer, and ends every stream in
- * preClose so that the server can close while SSE clients are connected.
+ * Decorates `app.broker`, wakes it for other replicas' commits, and applies event retention on a
+ * timer. The lifecycle plugin ends the streams when the server closes.
  */
 export default fp<{ events: Config['events'] }>(
   async (app, { events }) => {
@@ -32,17 +25,7 @@ export default fp<{ events: Config['events'] }>(
       onError: (err, context) => app.log.error({ err }, `event broker: ${context}`),
     })
     await broker.start()
-    const retryOnFailure = (reading: Promise<void>) => {
-      reading.catch((err: unknown) => {
-        app.log.error({ err }, 'event broker: reading new events failed; retrying')
-        setTimeout(refresh, 1000).unref()
-      })
-    }
-    const refresh = () => retryOnFailure(broker.refresh())
     app.decorate('broker', broker)
-    app.decorate('eventsCommitted', (events: StoredEvent[]) =>
-      retryOnFailure(broker.publishCommitted(events)),
-    )
     // Other replicas' commits arrive as notifications carrying their newest id; one this broker
     // has already taken (its own commit) needs no read. After a lost connection the broker
     // catches up by reading, since notifications sent meanwhile are gone.
@@ -50,9 +33,9 @@ export default fp<{ events: Config['events'] }>(
       ? await app.db.listen(
           EVENTS_CHANNEL,
           (newest) => {
-            if (!(Number(newest) <= broker.latestId)) refresh()
+            if (!(Number(newest) <= broker.latestId)) void broker.eventsCommitted()
           },
-          refresh,
+          () => void broker.eventsCommitted(),
         )
       : async () => {}
 
@@ -76,7 +59,6 @@ export default fp<{ events: Config['events'] }>(
     app.addHook('preClose', async () => {
       clearInterval(pruneTimer)
       await unlisten()
-      broker.close({ type: 'server.state', data: { mode: 'shutting-down' } })
     })
   },
   { name: 'broker', dependencies: ['database'] },

@@ -20,18 +20,13 @@ function uploadLifetimeMs(requestTimeoutMs: number): number {
 const SWEEP_INTERVAL_MS = 60 * 60 * 1000
 
 /**
- * Decorates `app.domain`, and removes what uploads that never completed left behind: at start-up
- * and every hour. At start-up on PGlite everything staged is a leftover, since no other process
- * can be using this data; elsewhere another replica may be uploading, so only what is older than
- * any upload can be goes.
+ * Decorates `app.domain`, the context app.ts builds (and wires to the broker), and removes what
+ * uploads that never completed left behind: at start-up and every hour. At start-up on PGlite
+ * everything staged is a leftover, since no other process can be using this data; elsewhere
+ * another replica may be uploading, so only what is older than any upload can be goes.
  */
-export default fp<{ requestTimeoutMs: number }>(
-  async (app, { requestTimeoutMs }) => {
-    const domain: DomainContext = {
-      db: app.db,
-      storage: app.storage,
-      eventsCommitted: app.eventsCommitted,
-    }
+export default fp<{ context: DomainContext; requestTimeoutMs: number }>(
+  async (app, { context: domain, requestTimeoutMs }) => {
     app.decorate('domain', domain)
 
     const lifetime = uploadLifetimeMs(requestTimeoutMs)
@@ -50,5 +45,5 @@ export default fp<{ requestTimeoutMs: number }>(
     app.addHook('onReady', () => sweep(app.db.kind === 'pglite' ? 0 : lifetime))
     app.addHook('preClose', async () => clearInterval(timer))
   },
-  { name: 'domain', dependencies: ['database', 'broker', 'serverState'] },
+  { name: 'domain', dependencies: ['database'] },
 )

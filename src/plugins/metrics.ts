@@ -17,11 +17,11 @@ export default fp(
   async (app) => {
     const metrics = createMetrics({
       sseClients: () => app.broker.subscriberCount,
-      mode: () => app.serverState.modes.mode,
+      mode: () => app.modes.mode,
     })
     app.decorate('metrics', metrics)
     const detachBroker = app.broker.observe(metrics.brokerObserver)
-    const detachMonitor = app.serverState.storageMonitor.onPing(metrics.recordStoragePing)
+    const detachMonitor = app.storageMonitor.onPing(metrics.recordStoragePing)
 
     // Every response is observed, errors and 404s included. The route pattern, never the URL,
     // is the label, so part numbers cannot multiply the series; unknown URLs share one value.
@@ -46,5 +46,5 @@ export default fp(
       detachMonitor()
     })
   },
-  { name: 'metrics', dependencies: ['broker', 'serverState'] },
+  { name: 'metrics', dependencies: ['broker', 'modes', 'storage'] },
 )

@@ -22,7 +22,7 @@ const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 export default fp(
   async (app) => {
     const requireWritable: preHandlerAsyncHookHandler = async () => {
-      if (app.serverState.modes.isReadOnly) {
+      if (app.modes.isReadOnly) {
         throw new AppError(503, 'server_read_only', 'the server is read-only; retry later', {
           'Retry-After': READ_ONLY_RETRY_AFTER_S,
         })
@@ -40,5 +40,5 @@ export default fp(
       ]
     })
   },
-  { name: 'requireWritable', dependencies: ['serverState'] },
+  { name: 'requireWritable', dependencies: ['modes'] },
 )

@@ -26,11 +26,11 @@ const TokenInfo = Type.Object({
 const adminRoutes: FastifyPluginAsync = async (plain) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>()
   const modeBody = () => ({
-    mode: app.serverState.modes.mode,
-    read_only: app.serverState.modes.isReadOnly,
-    read_only_local: app.serverState.modes.readOnlySwitches.local,
-    read_only_fleet: app.serverState.modes.readOnlySwitches.fleet,
-    storage: app.serverState.storageMonitor.isHealthy ? 'ok' : 'unavailable',
+    mode: app.modes.mode,
+    read_only: app.modes.isReadOnly,
+    read_only_local: app.modes.readOnlySwitches.local,
+    read_only_fleet: app.modes.readOnlySwitches.fleet,
+    storage: app.storageMonitor.isHealthy ? 'ok' : 'unavailable',
   })
 
   app.get(
@@ -53,7 +53,7 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
       // Fleet-wide: stored, so every replica (and this one after a restart) follows it.
       const by = `admin API (token ${request.principal?.name ?? '?'})`
       await setFleetReadOnly(app.db, request.body.read_only, by)
-      app.serverState.modes.setFleetReadOnly(
+      app.modes.setFleetReadOnly(
         request.body.read_only,
         `fleet read-only ${request.body.read_only ? 'on' : 'off'} (set by ${by})`,
       )

@@ -1,9 +1,10 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { Config } from '../config.js'
+import { isDatabaseUnavailable } from '../db/database.js'
 import { AppError } from '../domain/errors.js'
 import type { Principal } from '../domain/tokens.js'
 import { CHUNKED_FRAMING, RAW_FRAMING } from '../events/framing.js'
-import { parseLastEventId } from '../events/sseEncoding.js'
+import { encodeRetry, parseLastEventId } from '../events/sseEncoding.js'
 import type { StreamRefusal } from '../events/streamSlots.js'
 
 /** Splits `?types=a,b` into a set; an empty or absent list means every type. */
@@ -22,15 +23,41 @@ const HOLDER: Record<StreamRefusal, string> = {
 }
 
 /**
- * GET /api/events. Once auth has passed this route answers 200 (EventSource gives up for good on
- * other statuses), so its query is read leniently: odd values are ignored, not refused. The one
- * exception is a client over a stream cap: 429 before any stream byte, so that it stops.
+ * Answers a stream request that cannot be served now with 200, `retry:` and an end, so that
+ * EventSource, which gives up for good on any other status, comes back after `retryMs`.
+ */
+function reconnectLater(reply: FastifyReply, retryMs: number): FastifyReply {
+  return reply
+    .code(200)
+    .type('text/event-stream')
+    .header('Cache-Control', 'no-cache')
+    .send(encodeRetry(retryMs))
+}
+
+/** A refusal that lasts a while: the server is draining, or the database cannot check tokens. */
+function isTemporary(err: unknown): boolean {
+  return (err instanceof AppError && err.code === 'shutting_down') || isDatabaseUnavailable(err)
+}
+
+/**
+ * GET /api/events. EventSource gives up for good on any status but 200, so a temporary refusal
+ * (see `isTemporary`) is answered with 200, `retry:` and an end, and the client comes back. Only
+ * the refusals meant to stop it keep their status: a bad token (401), a role too low (403), a
+ * stream cap (429, before any stream byte). For the same reason the query is read leniently: odd
+ * values are ignored, not refused.
  */
 const eventRoutes: FastifyPluginAsync<{ events: Config['events'] }> = async (app, { events }) => {
   const retryAfter = String(Math.max(1, Math.ceil(events.retry / 1000)))
   app.get(
     '/api/events',
-    { config: { role: 'viewer', queryToken: true, eventStream: true } },
+    {
+      config: { role: 'viewer', queryToken: true },
+      // Also handles what the hooks before the route refuse with (draining, auth).
+      errorHandler: (err, _request, reply) => {
+        if (!isTemporary(err)) throw err
+        return reconnectLater(reply, events.retry)
+      },
+    },
     async (request, reply) => {
       const query = (request.query ?? {}) as Record<string, unknown>
       // A malformed header counts as absent, so it does not hide a valid ?last_event_id=.
@@ -71,7 +98,7 @@ const eventRoutes: FastifyPluginAsync<{ events: Config['events'] }> = async (app
           framing: res.chunkedEncoding ? CHUNKED_FRAMING : RAW_FRAMING,
           lastEventId,
           filter: { types: parseTypes(query.types), partNumber },
-          greeting: () => ({ type: 'server.state', data: { mode: app.serverState.modes.mode } }),
+          greeting: () => ({ type: 'server.state', data: { mode: app.lifecycle.mode } }),
           owner: principal,
         })
       } finally {

@@ -33,28 +33,28 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
         response: { 200: Type.Object({ status: Type.Literal('ok'), mode: ServerMode }) },
       },
     },
-    async () => ({ status: 'ok' as const, mode: app.serverState.mode }),
+    async () => ({ status: 'ok' as const, mode: app.lifecycle.mode }),
   )
 
   app.get(
     '/ready',
     { config: { role: 'none' }, schema: { response: { 200: ReadyBody, 503: ReadyBody } } },
     async (_request, reply) => {
-      const { serverState, broker } = app
+      const { lifecycle, broker } = app
       let database: 'ok' | 'unreachable' = 'ok'
       try {
         await withTimeout(app.db.ping(), DATABASE_PING_TIMEOUT_MS)
       } catch {
         database = 'unreachable'
       }
-      const ready = database === 'ok' && !serverState.shuttingDown
+      const ready = database === 'ok' && !lifecycle.shuttingDown
       return reply.code(ready ? 200 : 503).send({
         status: ready ? 'ready' : 'not_ready',
-        mode: serverState.mode,
+        mode: lifecycle.mode,
         database,
-        storage: serverState.storageMonitor.isHealthy ? 'ok' : 'unavailable',
+        storage: app.storageMonitor.isHealthy ? 'ok' : 'unavailable',
         sse_clients: broker.subscriberCount,
-        shutting_down: serverState.shuttingDown,
+        shutting_down: lifecycle.shuttingDown,
       })
     },
   )

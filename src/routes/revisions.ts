@@ -96,7 +96,7 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
   const app = plain.withTypeProvider<TypeBoxTypeProvider>()
 
   const requireStorage = () => {
-    if (!app.serverState.modes.isStorageHealthy) {
+    if (!app.modes.isStorageHealthy) {
       throw storageUnavailable('file storage is unavailable; metadata still works')
     }
   }

@@ -2,41 +2,9 @@ import { performance } from 'node:perf_hooks'
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Broker, type BrokerObserver, type ResetReason } from '../../src/events/broker.js'
-import type { EventSource, StoredEvent } from '../../src/events/eventLog.js'
 import { CHUNKED_FRAMING } from '../../src/events/framing.js'
 import { encodeEvent } from '../../src/events/sseEncoding.js'
-
-/** The event log as an array, with reads counted. */
-class MemoryLog implements EventSource {
-  events: StoredEvent[] = []
-  prunedThrough = 0
-  reads = 0
-  append(n: number): void {
-    for (let i = 0; i < n; i++) {
-      const id = (this.events[this.events.length - 1]?.id ?? this.prunedThrough) + 1
-      this.events.push({
-        id,
-        type: 'item.created',
-        part_number: `P-${id}`,
-        data: { part_number: `P-${id}` },
-      })
-    }
-  }
-  prune(through: number): void {
-    this.events = this.events.filter((e) => e.id > through)
-    this.prunedThrough = through
-  }
-  async readAfter(afterId: number, upToId: number, limit: number) {
-    this.reads++
-    return this.events.filter((e) => e.id > afterId && e.id <= upToId).slice(0, limit)
-  }
-  async bounds() {
-    return {
-      latest: this.events[this.events.length - 1]?.id ?? this.prunedThrough,
-      prunedThrough: this.prunedThrough,
-    }
-  }
-}
+import { MemoryLog } from '../support/memoryLog.js'
 
 /** A socket stand-in that records every chunk; `stalled` makes it stop accepting data. */
 class RecordingSink extends Writable {
@@ -94,13 +62,13 @@ afterEach(() => {
 
 /** Sums what a broker reports, the way the metrics do. */
 class CountingObserver implements BrokerObserver {
-  publishedCount = 0
+  committedCount = 0
   deliveredCount = 0
   deliveredCalls = 0
   resets: ResetReason[] = []
   destroyed = 0
-  published(count: number): void {
-    this.publishedCount += count
+  committed(count: number): void {
+    this.committedCount += count
   }
   delivered(count: number): void {
     this.deliveredCount += count
@@ -121,7 +89,7 @@ describe('Broker', () => {
     const log = new MemoryLog()
     log.append(2000)
     const broker = await brokerOn(log, 16)
-    await broker.refresh()
+    await broker.eventsCommitted()
     const greedy = new (class extends RecordingSink {
       constructor() {
         super()
@@ -146,7 +114,7 @@ describe('Broker', () => {
       greeting: () => ({ type: 'server.state', data: { mode: 'normal' } }),
     })
     log.append(1)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await sink.until(() => sink.ids().length === 1)
     expect(sink.text()).toBe(
       'retry: 1000\n\nevent: server.state\ndata: {"mode":"normal"}\n\n' +
@@ -160,7 +128,7 @@ describe('Broker', () => {
     const sinks = [new RecordingSink(), new RecordingSink(), new RecordingSink()]
     for (const sink of sinks) void broker.subscribe(sink)
     log.append(1)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await Promise.all(sinks.map((s) => s.until(() => s.ids().length === 1)))
     const eventChunks = sinks.map((s) => s.chunks[s.chunks.length - 1])
     expect(eventChunks[0]).toBe(eventChunks[1])
@@ -171,12 +139,12 @@ describe('Broker', () => {
     const log = new MemoryLog()
     const broker = await brokerOn(log, 16)
     log.append(200)
-    await broker.refresh()
+    await broker.eventsCommitted()
     const sink = new RecordingSink()
     void broker.subscribe(sink, { lastEventId: 10 })
     await sink.until(() => sink.ids().length === 190)
     log.append(5)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await sink.until(() => sink.ids().length === 195)
     expect(sink.ids()).toEqual(Array.from({ length: 195 }, (_, i) => i + 11))
   })
@@ -187,7 +155,7 @@ describe('Broker', () => {
     const sink = new RecordingSink(true)
     void broker.subscribe(sink, { lastEventId: 0 })
     log.append(500)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await sink.until(() => sink.chunks.length > 0)
     // One batch at most is in flight while the socket is stalled.
     expect(sink.writableLength).toBeLessThan(16 * 200)
@@ -205,7 +173,7 @@ describe('Broker', () => {
     void broker.subscribe(sink, { lastEventId: 5 })
     await sink.until(() => sink.text().includes('stream.reset'))
     log.append(1)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await sink.until(() => sink.ids().length === 2)
     expect(sink.text()).toContain(
       'id: 50\nevent: stream.reset\ndata: {"last_event_id":5,"oldest_available_id":41}',
@@ -219,7 +187,7 @@ describe('Broker', () => {
     const sink = new RecordingSink()
     void broker.subscribe(sink, { filter: { partNumber: 'P-3' } })
     log.append(5)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await sink.until(() => sink.ids().length === 1)
     expect(sink.ids()).toEqual([3])
   })
@@ -263,7 +231,7 @@ describe('Broker', () => {
     }
     // And later events reach only the other owner's stream
     log.append(1)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await other.until(() => other.ids().length === 1)
     for (const sink of [first, second]) expect(sink.ids()).toEqual([])
     expect(other.text()).not.toContain('stream.closed')
@@ -280,7 +248,7 @@ describe('Broker', () => {
     const ended = broker.subscribe(stalled, { owner: 'stalled', lastEventId: 0 })
     void broker.subscribe(reading, { lastEventId: 0 })
     log.append(200)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await reading.until(() => reading.ids().length === 200)
     expect(stalled.writableNeedDrain).toBe(true)
     broker.closeWhere((owner) => owner === 'stalled', { type: 'stream.closed', data: {} })
@@ -290,12 +258,16 @@ describe('Broker', () => {
     expect(broker.subscriberCount).toBe(1)
   })
 
-  it('shares one log read between concurrent refreshes', async () => {
+  it('shares one log read between concurrent wake-ups', async () => {
     const log = new MemoryLog()
     const broker = await brokerOn(log)
     log.append(3)
     const before = log.reads
-    await Promise.all([broker.refresh(), broker.refresh(), broker.refresh()])
+    await Promise.all([
+      broker.eventsCommitted(),
+      broker.eventsCommitted(),
+      broker.eventsCommitted(),
+    ])
     expect(broker.latestId).toBe(3)
     // One read for the events, one re-read for the callers that arrived meanwhile.
     expect(log.reads - before).toBeLessThanOrEqual(2)
@@ -313,10 +285,10 @@ describe('Broker observer', () => {
     for (const sink of all) void broker.subscribe(sink)
     void broker.subscribe(filtered, { filter: { partNumber: 'P-2' } })
     log.append(40)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await Promise.all(all.map((s) => s.until(() => s.ids().length === 40)))
     await filtered.until(() => filtered.ids().length === 1)
-    expect(counts.publishedCount).toBe(40)
+    expect(counts.committedCount).toBe(40)
     expect(counts.deliveredCount).toBe(40 + 40 + 1)
     // Batches of 16: three writes for each full stream, one for the filtered one.
     expect(counts.deliveredCalls).toBeLessThanOrEqual(3 + 3 + 1)
@@ -342,7 +314,7 @@ describe('Broker observer', () => {
     const slow = new RecordingSink(true)
     void broker.subscribe(slow)
     log.append(500)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await slow.until(() => slow.chunks.length > 0)
     // The two earlier subscribers read on; only the stalled one may fall behind.
     for (const reader of [pruned, unknown]) await reader.until(() => reader.ids().includes(550))
@@ -363,7 +335,7 @@ describe('Broker observer', () => {
     void broker.subscribe(stalled, { lastEventId: 0 })
     void broker.subscribe(reading, { lastEventId: 0 })
     log.append(200)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await reading.until(() => reading.ids().length === 200)
     await stalled.until(() => stalled.writableNeedDrain)
     broker.close()
@@ -381,9 +353,9 @@ describe('Broker observer', () => {
     const sink = new RecordingSink()
     void broker.subscribe(sink)
     log.append(3)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await sink.until(() => sink.ids().length === 3)
-    expect([counts.publishedCount, counts.deliveredCount]).toEqual([0, 0])
+    expect([counts.committedCount, counts.deliveredCount]).toEqual([0, 0])
   })
 
   it('takes locally committed events without reading them back, and reads when ids skip', async () => {
@@ -393,18 +365,18 @@ describe('Broker observer', () => {
     void broker.subscribe(sink, {})
     log.append(2)
     const readsBefore = log.reads
-    await broker.publishCommitted(log.events.slice(0, 2))
+    await broker.eventsCommitted(log.events.slice(0, 2))
     await sink.until(() => sink.ids().length === 2)
     expect(log.reads).toBe(readsBefore)
     // Id 3 went to a rolled-back transaction: 4 does not follow 2, so the log is read instead.
     log.append(2)
     log.events = log.events.filter((e) => e.id !== 3)
-    await broker.publishCommitted(log.events.slice(-1))
+    await broker.eventsCommitted(log.events.slice(-1))
     await sink.until(() => sink.ids().length === 3)
     expect(log.reads).toBeGreaterThan(readsBefore)
     // Events already taken are not delivered twice when a read returns them again.
-    await broker.refresh()
-    await broker.publishCommitted(log.events.slice(0, 2))
+    await broker.eventsCommitted()
+    await broker.eventsCommitted(log.events.slice(0, 2))
     expect(sink.ids()).toEqual([1, 2, 4])
   })
   it('sends events committed in the same turn in one write per subscriber, with chunk framing', async () => {
@@ -417,7 +389,7 @@ describe('Broker observer', () => {
     await Promise.resolve()
     const before = [chunked.chunks.length, filtered.chunks.length]
     log.append(3)
-    for (const event of log.events) void broker.publishCommitted([event])
+    for (const event of log.events) void broker.eventsCommitted([event])
     await chunked.until(() => chunked.chunks.length > (before[0] as number))
     await filtered.until(() => filtered.ids().length === 1)
     expect(chunked.chunks.length - (before[0] as number)).toBe(1)
@@ -444,7 +416,7 @@ describe('Broker observer', () => {
     const sinks = Array.from({ length: 100 }, () => new SlowSink())
     for (const sink of sinks) void broker.subscribe(sink)
     log.append(1)
-    await broker.publishCommitted(log.events)
+    await broker.eventsCommitted(log.events)
     const servedBeforeOthers = await new Promise<number>((resolve) =>
       setImmediate(() => resolve(sinks.filter((s) => s.ids().length === 1).length)),
     )
@@ -482,16 +454,16 @@ describe('Broker observer', () => {
       return readAfter(afterId, upToId, limit)
     }
     log.append(2)
-    const reading = broker.refresh()
+    const reading = broker.eventsCommitted()
     // A commit answered meanwhile goes through that read.
-    void broker.publishCommitted(log.events.slice(1))
+    void broker.eventsCommitted(log.events.slice(1))
     const sink = new RecordingSink()
     void broker.subscribe(sink)
     release()
     await reading
     log.readAfter = readAfter
     log.append(1)
-    await broker.refresh()
+    await broker.eventsCommitted()
     await sink.until(() => sink.ids().length > 0)
     expect(sink.ids()).toEqual([3])
   })
@@ -507,7 +479,7 @@ describe('Broker observer', () => {
       return readAfter(afterId, upToId, limit)
     }
     log.append(2)
-    const reading = broker.refresh()
+    const reading = broker.eventsCommitted()
     const sink = new RecordingSink()
     void broker.subscribe(sink, { greeting: () => ({ type: 'server.state', data: {} }) })
     // Given a client that writes as soon as it has seen its greeting
@@ -515,7 +487,7 @@ describe('Broker observer', () => {
       .until(() => sink.text().includes('server.state'))
       .then(() => {
         log.append(1)
-        return broker.publishCommitted(log.events.slice(-1))
+        return broker.eventsCommitted(log.events.slice(-1))
       })
     // When the read in progress comes back
     release()
@@ -523,7 +495,7 @@ describe('Broker observer', () => {
     await wrote
     log.readAfter = readAfter
     log.append(1)
-    await broker.publishCommitted(log.events.slice(-1))
+    await broker.eventsCommitted(log.events.slice(-1))
     // Then its own change reaches it, before the next one
     await sink.until(() => sink.ids().includes(4))
     expect(sink.ids()).toEqual([3, 4])

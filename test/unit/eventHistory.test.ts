@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest'
+import { type Entry, EventHistory } from '../../src/events/eventHistory.js'
+import { MemoryLog } from '../support/memoryLog.js'
+
+async function historyOf(log: MemoryLog, windowSize = 8, pageSize = 4) {
+  const taken: number[] = []
+  const history = new EventHistory({
+    source: log,
+    windowSize,
+    pageSize,
+    onTaken: (count) => taken.push(count),
+  })
+  await history.start()
+  return { history, taken }
+}
+
+const ids = (entries: Entry[] | 'reset') =>
+  entries === 'reset' ? entries : entries.map((e) => e.id)
+
+describe('EventHistory', () => {
+  it('starts at the newest id and retention watermark the log holds', async () => {
+    // Given a log with ten events of which three were pruned
+    const log = new MemoryLog()
+    log.append(10)
+    log.prune(3)
+    // When the history starts over it
+    const { history } = await historyOf(log)
+    // Then it knows both, without having read a single event
+    expect([history.latestId, history.prunedThrough]).toEqual([10, 3])
+  })
+
+  it('takes events committed right after the newest id without reading them back', async () => {
+    const log = new MemoryLog()
+    // Given three events committed right after the newest known id
+    const { history, taken } = await historyOf(log)
+    log.append(3)
+    const readsBefore = log.reads
+
+    // When they are handed over as the insert returned them
+    await history.takeCommitted(log.events)
+
+    // Then they are taken without a read and are readable from memory
+
+    expect(log.reads).toBe(readsBefore)
+    expect(history.latestId).toBe(3)
+    expect(taken).toEqual([3])
+    expect(ids(await history.entriesAfter(0, 10))).toEqual([1, 2, 3])
+  })
+
+  it('reads the log when committed events skip an id, or when none are given', async () => {
+    const log = new MemoryLog()
+    // Given events whose first one is missing from what is handed over
+    const { history, taken } = await historyOf(log)
+    log.append(3)
+
+    // When they are handed over, and later nothing is (another process committed)
+    await history.takeCommitted(log.events.slice(1))
+    expect(history.latestId).toBe(3)
+    log.append(2)
+    await history.takeCommitted([])
+
+    // Then both times the log was read, and every event taken once
+    expect(history.latestId).toBe(5)
+    expect(taken.reduce((a, b) => a + b)).toBe(5)
+    expect(ids(await history.entriesAfter(0, 10))).toEqual([1, 2, 3, 4, 5])
+  })
+
+  it('shares one read of new events between concurrent callers', async () => {
+    const log = new MemoryLog()
+    const { history } = await historyOf(log)
+    log.append(2)
+    const readsBefore = log.reads
+
+    // When three callers ask for new events at once
+    await Promise.all([history.readNew(), history.readNew(), history.readNew()])
+
+    // Then
+    // there was one read of the log, and one more for what was asked while it ran
+    expect(log.reads - readsBefore).toBe(2)
+    expect(history.latestId).toBe(2)
+  })
+
+  it('serves the window from memory and older events from log pages read once for all readers', async () => {
+    const log = new MemoryLog()
+    // Given more events than the window holds
+    const { history } = await historyOf(log, 4, 4)
+    log.append(20)
+    await history.readNew()
+    expect(history.inWindow(0)).toBe(false)
+    expect(history.inWindow(19)).toBe(true)
+    const readsBefore = log.reads
+
+    // When two readers ask from the start at once, and one from within the window
+    const [a, b] = await Promise.all([history.entriesAfter(0, 10), history.entriesAfter(0, 10)])
+    const fromWindow = await history.entriesAfter(18, 10)
+
+    // Then both get the same page, read once, and the window needs no read
+
+    expect(ids(a)).toEqual([1, 2, 3, 4])
+    expect(b).toBe(a)
+    expect(ids(fromWindow)).toEqual([19, 20])
+    expect(history.windowAfter(18, 1).map((e) => e.id)).toEqual([19])
+    expect(log.reads - readsBefore).toBe(1)
+  })
+
+  it('answers reset for a cursor behind retention, also when pruning ran during the read', async () => {
+    const log = new MemoryLog()
+    const { history } = await historyOf(log, 4, 4)
+    log.append(20)
+    await history.readNew()
+
+    // When retention is known to have pruned past a cursor, then it is reset
+    history.notePruned(5)
+    expect(await history.entriesAfter(2, 10)).toBe('reset')
+    expect(history.inWindow(2)).toBe(false)
+
+    // When retention prunes past a cursor while its page is read, then it is reset too
+    log.prune(8)
+    expect(await history.entriesAfter(6, 10)).toBe('reset')
+    expect(history.prunedThrough).toBe(8)
+  })
+})
