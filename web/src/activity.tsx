@@ -31,7 +31,7 @@ export function ActivityPage() {
           const partNumber = typeof e.data.part_number === 'string' ? e.data.part_number : null
           const actor = (e.data.actor as { name?: string } | undefined)?.name
           return (
-            <li key={e.id}>
+            <li key={e.id} data-id={e.id}>
               <span class="event-type">{e.type}</span>{' '}
               {partNumber && <a href={itemHref(partNumber)}>{partNumber}</a>}{' '}
               {actor && <span>by {actor}</span>}{' '}

@@ -1,0 +1,327 @@
+import { mkdirSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { chromiumMissing, launchChromium } from './support/browser.js'
+import {
+  type SiloProcess,
+  freeLoopbackPort,
+  killChildren,
+  siloEnv,
+  spawnSilo,
+} from './support/child.js'
+import { freshDataDir, removeDataDir } from './support/server.js'
+import { SseClient } from './support/sseClient.js'
+
+/**
+ * The web console in a real browser (README "Web console"): Debian's Chromium signed in to the
+ * built server running as a real process, driven as a person would, with what another person
+ * or the operator does at the same time.
+ */
+
+const SCREENSHOTS = join(process.cwd(), 'test-results', 'console')
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
+
+let browser: Browser
+let silo: SiloProcess
+let url: string
+let dir: string
+let port: number
+let admin: string
+const contexts: BrowserContext[] = []
+
+async function startSilo(): Promise<void> {
+  silo = spawnSilo(siloEnv(dir, { SILO_SERVER_PORT: String(port), SILO_EVENTS_RETRY: '500' }))
+  url = (await silo.listening()).url
+}
+
+async function stopSilo(): Promise<void> {
+  silo.signal('SIGTERM')
+  await silo.exited
+}
+
+async function call(method: string, path: string, token: string, body?: unknown) {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  return { status: res.status, body: text ? JSON.parse(text) : null }
+}
+
+async function newToken(role: string): Promise<{ id: number; token: string; name: string }> {
+  const name = `${role}-${Math.random().toString(36).slice(2, 8)}`
+  const res = await call('POST', '/api/admin/tokens', admin, { name, role })
+  expect(res.status).toBe(201)
+  return res.body
+}
+
+/**
+ * What the page shows, asked again until it matches: the DOM announces no event a test could
+ * await. Generous, for a loaded two-core machine; a pass is usually a few polls.
+ */
+const poll = <T>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 20_000 })
+
+/** A browser of its own (own cookies), signed in with `token` through the sign-in form. */
+async function signedIn(token: string, viewport = { width: 1280, height: 800 }): Promise<Page> {
+  const context = await browser.newContext({ viewport })
+  contexts.push(context)
+  const page = await context.newPage()
+  await page.goto(url)
+  await page.getByLabel('API token').fill(token)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await poll(() => page.getByTestId('connection').textContent()).toBe('Live')
+  return page
+}
+
+function shot(page: Page, name: string): Promise<Buffer> {
+  mkdirSync(SCREENSHOTS, { recursive: true })
+  return page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
+}
+
+const row = (page: Page, partNumber: string) => page.locator(`tr[data-pn="${partNumber}"]`)
+
+beforeAll(async () => {
+  if (chromiumMissing) return
+  browser = await launchChromium()
+  dir = freshDataDir()
+  port = await freeLoopbackPort()
+  await startSilo()
+  admin = (await silo.waitForLine(/^ {2}(silo_\S+)$/))[1] as string
+})
+
+afterEach(async () => {
+  for (const context of contexts.splice(0)) await context.close()
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await killChildren()
+  if (dir) removeDataDir(dir)
+})
+
+describe.skipIf(chromiumMissing)('the web console', () => {
+  it('shows one person what another changes, live: create, edit, upload, delete, and the activity feed', async () => {
+    // Given two people signed in, one on the list and one who will work on an item
+    const alice = await signedIn((await newToken('editor')).token)
+    const bob = await signedIn((await newToken('editor')).token)
+
+    // When Alice creates an item with the form
+    await alice.getByRole('button', { name: 'New item' }).click()
+    await alice.getByLabel('Part number').fill('LIVE-1')
+    await alice.getByLabel('Description', { exact: true }).fill('Bracket')
+    await alice.getByRole('button', { name: 'Create' }).click()
+    // Then it appears in Bob's list without a reload
+    await poll(() => row(bob, 'LIVE-1').textContent()).toContain('Bracket')
+
+    // When Bob opens it and changes its description
+    await bob.getByRole('link', { name: 'LIVE-1' }).click()
+    await bob.getByLabel('Description').fill('Bracket, steel')
+    await bob.getByRole('button', { name: 'Save' }).click()
+    // Then Alice's row changes, marked as just changed
+    await poll(() => row(alice, 'LIVE-1').textContent()).toContain('Bracket, steel')
+    expect(await row(alice, 'LIVE-1').getAttribute('class')).toContain('changed')
+
+    // When Alice opens the item too and Bob uploads a file as a new revision
+    await alice.getByRole('link', { name: 'LIVE-1' }).click()
+    await alice.getByRole('heading', { name: 'LIVE-1' }).waitFor()
+    await bob.getByLabel('Comment').fill('first drawing')
+    await bob.getByLabel('File').setInputFiles({
+      name: 'bracket.step',
+      mimeType: 'application/step',
+      buffer: Buffer.alloc(200_000, 7),
+    })
+    await bob.getByRole('button', { name: 'Add revision' }).click()
+    // Then the revision shows on Alice's page with its file
+    await poll(() => alice.getByRole('link', { name: 'bracket.step' }).count()).toBe(1)
+    await shot(alice, 'item')
+
+    // When Bob deletes it from his page
+    bob.once('dialog', (dialog) => void dialog.accept())
+    await bob.getByRole('button', { name: 'Delete item' }).click()
+    // Then Alice's page says so, and her activity feed lists every change with its part number
+    await poll(() => alice.getByRole('alert').textContent()).toContain('was deleted')
+    await alice.getByRole('link', { name: 'Activity' }).click()
+    const feed = alice.getByTestId('activity')
+    await poll(() => feed.locator('li .event-type').allTextContents()).toEqual([
+      'item.deleted',
+      'revision.created',
+      'item.updated',
+      'item.created',
+    ])
+    expect(await feed.getByRole('link', { name: 'LIVE-1' }).count()).toBe(4)
+    await shot(alice, 'activity')
+  })
+
+  it('shows read-only after SIGUSR1 with every write control disabled, and writable again after the next', async () => {
+    const page = await signedIn((await newToken('editor')).token)
+    const create = page.getByRole('button', { name: 'New item' })
+    expect(await create.isEnabled()).toBe(true)
+
+    silo.signal('SIGUSR1')
+    await poll(() => page.getByTestId('mode').textContent()).toBe('read-only')
+    expect(await page.getByTestId('mode-banner').textContent()).toContain('read-only')
+    expect(await create.isDisabled()).toBe(true)
+    await shot(page, 'read-only')
+
+    silo.signal('SIGUSR1')
+    await poll(() => page.getByTestId('mode').textContent()).toBe('normal')
+    expect(await create.isEnabled()).toBe(true)
+    expect(await page.getByTestId('mode-banner').count()).toBe(0)
+  })
+
+  it('says it is reconnecting while the server restarts, then catches up with no event missing or twice', async () => {
+    // Given a person watching the activity feed, and changes made before the restart
+    const editor = await newToken('editor')
+    const page = await signedIn(editor.token)
+    await page.getByRole('link', { name: 'Activity' }).click()
+    await call('POST', '/api/items', editor.token, { part_number: 'RESTART-1', item_type: 'part' })
+    await poll(() => page.getByTestId('activity').locator('li').count()).toBeGreaterThan(0)
+
+    // When the server stops, the page says it is reconnecting
+    await stopSilo()
+    await poll(() => page.getByTestId('connection').textContent()).toBe('Reconnecting…')
+    await shot(page, 'reconnecting')
+
+    // And when it is back and more changes are made, the page catches up
+    await startSilo()
+    for (const pn of ['RESTART-2', 'RESTART-3']) {
+      expect(
+        (await call('POST', '/api/items', editor.token, { part_number: pn, item_type: 'part' }))
+          .status,
+      ).toBe(201)
+    }
+    await poll(() => page.getByTestId('connection').textContent()).toBe('Live')
+    const shown = () =>
+      page
+        .getByTestId('activity')
+        .locator('li')
+        .evaluateAll((items) => items.map((li) => Number(li.getAttribute('data-id'))))
+    const feed = page.getByTestId('activity')
+    await poll(() => feed.getByRole('link', { name: 'RESTART-3' }).count()).toBe(1)
+
+    // Then what it shows since it opened is exactly the log's events since then, once each
+    const ids = await shown()
+    expect(new Set(ids).size).toBe(ids.length)
+    expect([...ids].reverse()).toEqual(await logIds(Math.min(...ids), 'RESTART-3'))
+  })
+
+  it('returns to sign-in and says why when the signed-in token is revoked', async () => {
+    const viewer = await newToken('viewer')
+    const page = await signedIn(viewer.token)
+    expect((await call('DELETE', `/api/admin/tokens/${viewer.id}`, admin)).status).toBe(204)
+    await poll(() => page.getByTestId('signed-out-reason').textContent()).toContain('revoked')
+    expect(await page.getByLabel('API token').isVisible()).toBe(true)
+    await shot(page, 'revoked')
+  })
+
+  it('lists every bad cell of a sheet in its dry run, and applies a good one', async () => {
+    const page = await signedIn((await newToken('editor')).token)
+    await page.getByRole('link', { name: 'Import' }).click()
+    const bad = [
+      'part_number,description,item_type',
+      'OK-1,fine,part',
+      ',no number,part',
+      'BAD-2,bad type,gizmo',
+    ]
+    await page.getByLabel('CSV or ODS file').setInputFiles({
+      name: 'items.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(`${bad.join('\n')}\n`),
+    })
+    await page.getByRole('button', { name: 'Check (dry run)' }).click()
+    const cells = page.getByTestId('bad-cells').locator('tbody tr')
+    await poll(() => cells.count()).toBe(2)
+    const rows = await cells.evaluateAll((trs) =>
+      trs.map((tr) => tr.querySelector('td')?.textContent),
+    )
+    expect(rows).toEqual(['3', '4'])
+    await shot(page, 'import-refused')
+
+    await page.getByLabel('CSV or ODS file').setInputFiles({
+      name: 'items.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from('part_number,description,item_type\nSHEET-1,from a sheet,part\n'),
+    })
+    await page.getByRole('button', { name: 'Check (dry run)' }).click()
+    await poll(() => page.getByTestId('import-result').textContent()).toContain('Would create 1')
+    await page.getByRole('button', { name: 'Apply' }).click()
+    await poll(() => page.getByTestId('import-result').textContent()).toContain('Created 1')
+  })
+
+  it('can be used with the keyboard alone and fits a 390-pixel phone', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } })
+    contexts.push(context)
+    const page = await context.newPage()
+    await page.goto(url)
+    await page.getByLabel('API token').waitFor()
+    await page.keyboard.press('Tab')
+    await page.keyboard.type((await newToken('viewer')).token)
+    await page.keyboard.press('Enter')
+    await poll(() => page.getByTestId('connection').textContent()).toBe('Live')
+    // Page code as text: this file is compiled for Node, without the DOM's types.
+    const overflow = await page.evaluate<number>(
+      'document.documentElement.scrollWidth - window.innerWidth',
+    )
+    expect(overflow).toBeLessThanOrEqual(0)
+    await shot(page, 'phone')
+  })
+
+  it('has no serious accessibility violations on any page (axe-core)', async () => {
+    // axe is injected as a script, which the console's policy rightly forbids: this context
+    // alone bypasses it.
+    const context = await browser.newContext({
+      bypassCSP: true,
+      viewport: { width: 1280, height: 800 },
+    })
+    contexts.push(context)
+    const page = await context.newPage()
+    await page.goto(url)
+    const check = async (name: string) => {
+      await page.addScriptTag({ content: AXE })
+      const violations = await page.evaluate<string[]>(`axe.run().then((result) =>
+        result.violations
+          .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+          .map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', ')))`)
+      expect(violations, name).toEqual([])
+    }
+    await check('sign-in')
+    await page.getByLabel('API token').fill(admin)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await poll(() => page.getByTestId('connection').textContent()).toBe('Live')
+    await call('POST', '/api/items', admin, { part_number: 'AXE-1', item_type: 'part' })
+    for (const [link, name] of [
+      ['Items', 'items'],
+      ['Import', 'import'],
+      ['Activity', 'activity'],
+      ['Admin', 'admin'],
+    ] as const) {
+      await page.getByRole('link', { name: link, exact: true }).click()
+      await page.getByRole('heading', { level: 2 }).waitFor()
+      await check(name)
+    }
+    await page.goto(`${url}/#/items/AXE-1`)
+    await page.getByRole('heading', { name: 'AXE-1' }).waitFor()
+    await check('item')
+    await shot(page, 'item-page')
+  })
+})
+
+/**
+ * The stored event ids from `first` up to the creation of `last`, replayed from the server's
+ * log as any client reads it.
+ */
+async function logIds(first: number, last: string): Promise<number[]> {
+  const client = new SseClient(url, { token: admin, lastEventId: first - 1 })
+  try {
+    await client.waitForEvent('item.created', (e) => e.data.part_number === last)
+    return client.stored.map((e) => e.id as number)
+  } finally {
+    client.close()
+  }
+}
