@@ -8,7 +8,7 @@ export function openDatabase(
   config: Config['database'],
   onError: (err: Error, context: string) => void,
 ): Promise<Database> {
-  if (!config.url) return openPglite(config.data_dir)
+  if (!config.url) return openPglite(config.data_dir, { sharedBuffers: config.shared_buffers })
   return Promise.resolve(
     openPostgres({
       url: config.url,
