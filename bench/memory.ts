@@ -147,46 +147,49 @@ const floorDir = mkdtempSync(join(tmpdir(), 'silo-bench-bare-'))
 const dataDir = mkdtempSync(join(tmpdir(), 'silo-bench-'))
 let server: SiloServer | undefined
 stopOnSignals(() => server?.stop())
-const start = () =>
-  SiloServer.start({ inspect: true, dataDir, mainJs: options.mainJs, env: serverEnv })
+/** Starts silo on the run's data folder and records its memory and start time as `phase`. */
+async function startMeasured(phase: string, floor: Memory & { openMs: number }) {
+  server = await SiloServer.start({
+    inspect: true,
+    dataDir,
+    mainJs: options.mainJs,
+    env: serverEnv,
+  })
+  const listeningMs = server.listeningMs
+  const memory = await serverMemory(server)
+  row(
+    phase,
+    'RSS as found / after a full GC',
+    memoryCell(memory),
+    `bare PGlite ${memoryCell(floor)}`,
+  )
+  row(phase, 'spawn → listening', ms(listeningMs), `bare PGlite open ${ms(floor.openMs)}`)
+  return { server, memory, listeningMs }
+}
+
 try {
   log(`bare PGlite (shared_buffers=${options.sharedBuffers}): fresh folder, then reopened`)
   const bareFresh = barePglite(join(floorDir, 'db'))
   const bareReopened = barePglite(join(floorDir, 'db'))
-  const floorCell = (m: Memory) => `bare PGlite ${memoryCell(m)}`
 
   log('silo: first start on a fresh data folder')
-  server = await start()
-  const token = server.adminToken
-  const firstListening = server.listeningMs
-  const first = await serverMemory(server)
-  row('first start', 'RSS as found / after a full GC', memoryCell(first), floorCell(bareFresh))
-  row(
-    'first start',
-    'spawn → listening',
-    ms(firstListening),
-    `bare PGlite open ${ms(bareFresh.openMs)}`,
-  )
-  await server.stop()
+  const first = await startMeasured('first start', bareFresh)
+  const token = first.server.adminToken
+  await first.server.stop()
 
   log('silo: restart on the same folder')
-  server = await start()
-  const restartListening = server.listeningMs
-  const restarted = await serverMemory(server)
-  row('restart', 'RSS as found / after a full GC', memoryCell(restarted), floorCell(bareReopened))
-  row(
-    'restart',
-    'spawn → listening',
-    ms(restartListening),
-    `bare PGlite open ${ms(bareReopened.openMs)}`,
-  )
+  const {
+    server: running,
+    memory: restarted,
+    listeningMs: restartListening,
+  } = await startMeasured('restart', bareReopened)
 
   log(`silo: ${count(options.clients)} idle SSE connections`)
-  const load = new SseLoad({ baseUrl: server.url, token })
+  const load = new SseLoad({ baseUrl: running.url, token })
   const opened = await load.open(options.clients, 100, 1024)
-  const seen = await server.waitForSseClients(options.clients)
+  const seen = await running.waitForSseClients(options.clients)
   if (opened.opened < options.clients || seen < options.clients) failed = true
-  const idle = await serverMemory(server)
+  const idle = await serverMemory(running)
   const perConnection = (idle.afterGc - restarted.afterGc) / options.clients
   row(
     `${count(options.clients)} idle SSE`,
@@ -201,7 +204,7 @@ try {
     `${count(seen)} counted by /ready`,
   )
   load.close()
-  await server.stop()
+  await running.stop()
   server = undefined
 
   log(`npm start in ${mainRoot} on the same folder, twice (the second on a tree the first built)`)
