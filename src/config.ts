@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml'
 import {
   type ConfigSchemaNode,
   DURATION_PATTERN,
+  SIZE_PATTERN,
   configProblems,
   unknownVariables,
 } from './configErrors.js'
@@ -69,6 +70,12 @@ export const ConfigSchema = Type.Object(
         pool_size: Type.Integer({ minimum: 1, default: 10 }),
         connect_timeout: Duration('5s', 'a connection attempt that takes longer fails'),
         data_dir: Type.String({ default: './data/db' }),
+        shared_buffers: Type.String({
+          default: '16MB',
+          pattern: SIZE_PATTERN.source,
+          size: true,
+          description: "PGlite's page cache, e.g. 16MB or 1GB; ignored with database.url",
+        }),
       },
       { additionalProperties: false, default: {} },
     ),

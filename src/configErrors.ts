@@ -17,10 +17,15 @@ export type ConfigSchemaNode = TSchema & {
   maximum?: number
   minLength?: number
   duration?: boolean
+  /** A memory size in PostgreSQL's units (SIZE_PATTERN). */
+  size?: boolean
 }
 
 /** A duration in text: a whole number and its unit. */
 export const DURATION_PATTERN = /^([0-9]+)(ms|s|m|h|d)$/
+
+/** A memory size as PostgreSQL writes it: a whole number and kB, MB or GB. */
+export const SIZE_PATTERN = /^[1-9][0-9]*(kB|MB|GB)$/
 
 function shown(value: unknown): string {
   return JSON.stringify(value) ?? String(value)
@@ -41,6 +46,11 @@ function leafProblem(schema: ConfigSchemaNode, value: unknown): string | null {
     return ok
       ? null
       : 'must be a duration: a whole number of milliseconds, or a number and a unit (ms, s, m, h, d) such as "500ms", "30s", "5m"'
+  }
+  if (schema.size) {
+    return typeof value === 'string' && SIZE_PATTERN.test(value)
+      ? null
+      : 'must be a size: a whole number and a unit (kB, MB, GB) such as "16MB"'
   }
   if (schema.anyOf?.every((option) => 'const' in option)) {
     const allowed = schema.anyOf.map((option) => option.const)

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -40,6 +40,13 @@ export interface StartOptions {
   inspect?: boolean
   /** How long start-up may take before the run gives up. */
   startTimeoutMs?: number
+  /**
+   * A data folder the caller owns (kept on stop), e.g. to restart on it; a fresh temporary one
+   * by default. A folder that already holds a database prints no admin token.
+   */
+  dataDir?: string
+  /** The entry point to run, e.g. an older build's for a before figure; dist/main.js by default. */
+  mainJs?: string
 }
 
 /** How the server process ended. */
@@ -62,7 +69,12 @@ export class SiloServer {
   adminToken = ''
   mode = ''
   inspectorUrl = ''
+  /** From spawning the process to its listening line, in milliseconds. */
+  listeningMs = 0
   private readonly inspect: boolean
+  private readonly ownsDataDir: boolean
+  private readonly expectsToken: boolean
+  private readonly spawnedAt = performance.now()
   private readonly proc: ChildProcess
   private readonly output: string[] = []
   private stderr = ''
@@ -74,7 +86,9 @@ export class SiloServer {
 
   private constructor(options: StartOptions) {
     this.inspect = options.inspect ?? false
-    this.dataDir = mkdtempSync(join(tmpdir(), 'silo-bench-'))
+    this.ownsDataDir = options.dataDir === undefined
+    this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'silo-bench-'))
+    this.expectsToken = !existsSync(join(this.dataDir, 'db', 'PG_VERSION'))
     const env: NodeJS.ProcessEnv = {}
     // Nothing from the caller's environment may change how silo or node behaves.
     for (const [key, value] of Object.entries(process.env)) {
@@ -95,7 +109,11 @@ export class SiloServer {
     })
     this.proc = spawn(
       process.execPath,
-      [...(this.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(options.nodeArgs ?? []), MAIN_JS],
+      [
+        ...(this.inspect ? ['--inspect=127.0.0.1:0'] : []),
+        ...(options.nodeArgs ?? []),
+        options.mainJs ?? MAIN_JS,
+      ],
       {
         cwd: ROOT,
         env,
@@ -155,7 +173,10 @@ export class SiloServer {
     }
   }
 
-  /** Sends SIGTERM, waits for the exit (SIGKILL after `timeoutMs`), removes the data folder. */
+  /**
+   * Sends SIGTERM, waits for the exit (SIGKILL after `timeoutMs`), removes the data folder unless
+   * the caller gave it.
+   */
   async stop(timeoutMs = 30_000): Promise<ServerExit> {
     const started = performance.now()
     let stopMs = 0
@@ -166,7 +187,7 @@ export class SiloServer {
       clearTimeout(timer)
       stopMs = performance.now() - started
     }
-    rmSync(this.dataDir, { recursive: true, force: true })
+    if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true })
     return { ...(this.exitInfo ?? { code: null, signal: null }), stopMs }
   }
 
@@ -177,7 +198,8 @@ export class SiloServer {
         reject(new Error(`silo did not start within ${timeoutMs} ms\n${this.printed}`))
       }, timeoutMs)
       this.onLine = () => {
-        if (this.url && this.adminToken && (this.inspectorUrl || !this.inspect)) {
+        const tokenRead = this.adminToken || !this.expectsToken
+        if (this.url && tokenRead && (this.inspectorUrl || !this.inspect)) {
           clearTimeout(timer)
           this.onLine = null
           resolvePromise()
@@ -201,6 +223,7 @@ export class SiloServer {
     const listening = LISTENING.exec(line)
     if (listening) {
       this.url = listening[1] as string
+      this.listeningMs = performance.now() - this.spawnedAt
       this.mode = listening[2] as string
     } else if (this.tokenNext) {
       this.adminToken = TOKEN.exec(line)?.[1] ?? ''

@@ -1,5 +1,18 @@
-import { mkdirSync, openSync, closeSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
+import { spawn } from 'node:child_process'
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs'
+import { dirname, extname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { PGlite } from '@electric-sql/pglite'
 import type { Database, Queryable } from './database.js'
 
@@ -52,12 +65,65 @@ function isAlive(pid: number): boolean {
   }
 }
 
-export async function openPglite(dataDir: string): Promise<Database> {
+// Tests run the TypeScript sources, production the built dist/: the initdb script is the file
+// beside this one with the same extension, and a .ts one is loaded through tsx (a devDependency).
+const here = fileURLToPath(import.meta.url)
+const INIT_SCRIPT = fileURLToPath(new URL(`./pgliteInit${extname(here)}`, import.meta.url))
+const INIT_EXEC_ARGV = extname(here) === '.ts' ? ['--import', 'tsx'] : []
+
+function runInitdb(dataDir: string): Promise<void> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [...INIT_EXEC_ARGV, INIT_SCRIPT, dataDir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-4000)
+    })
+    child.once('error', fail)
+    child.once('close', (code, signal) => {
+      if (code === 0) done()
+      else
+        fail(new Error(`creating the database in ${dataDir} failed (${signal ?? code}): ${stderr}`))
+    })
+  })
+}
+
+/**
+ * A folder without a database gets one from a child process: PGlite runs initdb in a second
+ * WebAssembly instance whose memory (some 500 MiB at its peak) a process never gets back, so a
+ * server that ran it itself would keep it for good (docs/BENCHMARKS.md, "Memory and start").
+ * It is made beside the data folder and moved in when complete, so a start killed during initdb
+ * leaves nothing the next start would take for a database.
+ */
+async function createIfMissing(dataDir: string): Promise<void> {
+  if (existsSync(join(dataDir, 'PG_VERSION'))) return
+  const staging = `${resolve(dataDir)}.initdb`
+  rmSync(staging, { recursive: true, force: true })
+  await runInitdb(staging)
+  try {
+    // Replaces the empty folder mkdir (or an image) made.
+    renameSync(staging, dataDir)
+  } catch {
+    // A mount point, or a folder holding something else: copy into it instead.
+    cpSync(staging, dataDir, { recursive: true })
+    rmSync(staging, { recursive: true, force: true })
+  }
+}
+
+export interface PgliteOptions {
+  /** PostgreSQL's shared_buffers (`16MB`); absent, what the folder's postgresql.conf says. */
+  sharedBuffers?: string
+}
+
+export async function openPglite(dataDir: string, options: PgliteOptions = {}): Promise<Database> {
   mkdirSync(dataDir, { recursive: true })
   const release = acquireLock(dataDir)
   let pg: PGlite
   try {
-    pg = await PGlite.create(dataDir)
+    await createIfMissing(dataDir)
+    const settings = options.sharedBuffers ? ['-c', `shared_buffers=${options.sharedBuffers}`] : []
+    pg = await PGlite.create(dataDir, { startParams: [...PGlite.defaultStartParams, ...settings] })
   } catch (err) {
     release()
     throw err

@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       data_dir: './data/db',
       pool_size: 10,
       connect_timeout: 5000,
+      shared_buffers: '16MB',
     })
     expect(config.storage.path).toBe('./data/files')
     expect(config.storage.minio).toBeUndefined()
