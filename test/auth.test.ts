@@ -6,7 +6,7 @@ import authPlugin from '../src/plugins/auth.js'
 import { api, startServer, type TestServer } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
 
-/** Bearer tokens, roles per route group, query tokens, revocation, and secrets kept secret (§3). */
+/** Bearer tokens, roles per route group, query tokens, revocation, and secrets kept secret (README "Tokens", "Security"). */
 
 let server: TestServer
 const clients: SseClient[] = []

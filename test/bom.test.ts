@@ -7,7 +7,7 @@ import { api, startServer, type TestServer } from './support/server.js'
 import { type SseClient, openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
- * Bill of materials (DESIGN §8): lines with quantities and reference designators, one
+ * Bill of materials (README "Bill of materials"): lines with quantities and reference designators, one
  * item.updated per change carrying the parent's whole BOM, no cycles, and a child in use that
  * cannot be deleted. "Nothing changed" is checked against the database itself: items (with
  * updated_at), BOM lines and the event log.

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type TestServer, startServer } from './support/server.js'
 
@@ -39,6 +40,15 @@ describe('the web console', () => {
       expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable')
       expect(res.headers.get('x-content-type-options')).toBe('nosniff')
     }
+    // The page's whole initial JavaScript, as the browser downloads it, stays small.
+    let scriptBytes = 0
+    for (const asset of assets.filter((a) => a.endsWith('.js'))) {
+      scriptBytes += gzipSync(
+        Buffer.from(await (await fetch(`${server.url}${asset}`)).arrayBuffer()),
+      ).length
+    }
+    expect(scriptBytes).toBeGreaterThan(0)
+    expect(scriptBytes).toBeLessThanOrEqual(150 * 1024)
     const missing = await fetch(`${server.url}/assets/nothing-here.js`)
     expect(missing.status).toBe(404)
     expect(await missing.json()).toMatchObject({ error: 'not_found' })

@@ -158,6 +158,37 @@ describe.skipIf(chromiumMissing)('the web console', () => {
     await shot(alice, 'activity')
   })
 
+  it("shows the API's refusals next to the field they name, and a BOM cycle with its path", async () => {
+    const editor = await newToken('editor')
+    const page = await signedIn(editor.token)
+    // A part number the API refuses: the message sits under the part-number field
+    await page.getByRole('button', { name: 'New item' }).click()
+    await page.getByLabel('Part number').fill('no spaces allowed')
+    await page.getByRole('button', { name: 'Create' }).click()
+    const fieldError = page.locator('#new-part_number-error')
+    await poll(() => fieldError.textContent()).toContain('part_number')
+
+    // Two items, B in A's BOM; adding A to B's BOM is refused with the cycle
+    for (const pn of ['CYC-A', 'CYC-B']) {
+      expect(
+        (await call('POST', '/api/items', editor.token, { part_number: pn, item_type: 'assembly' }))
+          .status,
+      ).toBe(201)
+    }
+    expect(
+      (await call('POST', '/api/items/CYC-A/bom', editor.token, { child: 'CYC-B', quantity: 1 }))
+        .status,
+    ).toBe(201)
+    await page.goto(`${url}/#/items/CYC-B`)
+    await page.getByRole('heading', { name: 'CYC-B' }).waitFor()
+    await page.getByLabel('Child part number').fill('CYC-A')
+    await page.getByRole('button', { name: 'Add', exact: true }).click()
+    await poll(() => page.getByTestId('bom-error').textContent()).toMatch(
+      /cycle: CYC-B -> CYC-A -> CYC-B/,
+    )
+    await shot(page, 'bom-cycle')
+  })
+
   it('shows read-only after SIGUSR1 with every write control disabled, and writable again after the next', async () => {
     const page = await signedIn((await newToken('editor')).token)
     const create = page.getByRole('button', { name: 'New item' })

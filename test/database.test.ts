@@ -10,7 +10,7 @@ import { eventually } from './support/eventually.js'
 import { SseClient } from './support/sseClient.js'
 
 /**
- * PostgreSQL going away under a running server (issue 4, DESIGN §5): `/ready` says so, the
+ * PostgreSQL going away under a running server (README "Probes"): `/ready` says so, the
  * process and its event streams stay up, and everything recovers by itself when the database
  * returns. The test brings its own PostgreSQL cluster, since it stops and starts it; so it runs
  * whether or not SILO_TEST_DATABASE_URL is set, wherever the server binaries are installed.

@@ -8,7 +8,7 @@ import { api, startServer, type TestServer } from './support/server.js'
 import { openStream, closeStreams } from './support/sseClient.js'
 
 /**
- * Import and export (DESIGN §7, §8): all-or-nothing imports from CSV and ODS with one event per
+ * Import and export (README "Import and export", "Bad input"): all-or-nothing imports from CSV and ODS with one event per
  * created or changed item, dry runs, exports that import again without a change, and the usual
  * roles, read-only mode and bad input. "Nothing changed" is checked against the database itself.
  */

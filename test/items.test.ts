@@ -4,7 +4,7 @@ import { api, startServer, type TestServer } from './support/server.js'
 import { openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
- * Items API: CRUD with its events, keyset pagination with filters, and bad input (DESIGN §7, §8).
+ * Items API: CRUD with its events, keyset pagination with filters, and bad input (README "API", "Bad input").
  * "Nothing changed" is checked against the database itself (items, tokens, event log), because
  * a mutation and its event row commit in one transaction.
  */
@@ -449,7 +449,7 @@ describe('listing items', () => {
   )
 })
 
-describe('bad input (DESIGN §7)', () => {
+describe('bad input (README "Bad input")', () => {
   let server: Server
   const SEED = { part_number: 'SEED-1', description: 'the seed', item_type: 'part' }
 

@@ -21,7 +21,7 @@ import { api, freshDataDir, removeDataDir } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
 
 /**
- * The built server as a real process (DESIGN §4 SIGUSR1, §5 probes, §6 shutdown): what an
+ * The built server as a real process (README "Modes and signals", "Probes", "Shutdown"): what an
  * operator sees on the terminal, what signals do, and what clients notice.
  */
 

@@ -3,7 +3,7 @@ import { testDatabaseServer } from './support/postgres.js'
 import { api, removeDataDir, startServer, type TestServer } from './support/server.js'
 import { openStream, openGreetedStream, closeStreams } from './support/sseClient.js'
 
-/** Read-only mode (DESIGN §4): writes answer 503 and change nothing; reads, probes, SSE go on. */
+/** Read-only mode (README "Modes and signals"): writes answer 503 and change nothing; reads, probes, SSE go on. */
 
 let server: TestServer | undefined
 

@@ -11,7 +11,7 @@ import { api, startServer, type TestServer } from './support/server.js'
 import { openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
- * Revisions and their files (DESIGN §8): numbering, streaming uploads with size, sha256 and
+ * Revisions and their files (README "Revisions and files"): numbering, streaming uploads with size, sha256 and
  * content type, downloads with ETag and Range, limits, and failed uploads that leave nothing
  * behind — in the database, in storage, or on the event stream.
  */

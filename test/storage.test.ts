@@ -14,7 +14,7 @@ import { api, startServer, type TestServer } from './support/server.js'
 import { type SseClient, openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
- * Storage health (DESIGN §4, §5) against a real S3 server (s3rver) spoken to by the app's real
+ * Storage health (README "Modes and signals", "Probes") against a real S3 server (s3rver) spoken to by the app's real
  * `minio` client: a failing store turns the server `degraded` and back, a black-holed one does
  * not hang anything, and read-only wins over degraded.
  *

@@ -130,7 +130,7 @@ export async function createRevision(
   })
 }
 
-/** The storage key of a revision's file, as DESIGN §8 fixes it. */
+/** The storage key of a revision's file, as the README's "Revisions and files" fixes it. */
 function fileKey(partNumber: string, n: number, filename: string): string {
   return `items/${partNumber}/rev/${n}/${filename}`
 }

@@ -23,7 +23,7 @@ export function encodeRetry(ms: number): Buffer {
 
 /**
  * Parses a Last-Event-ID value. Anything that is not a non-negative safe integer is treated as
- * absent (DESIGN §3: a malformed id is never an error).
+ * absent (README "The event stream": a malformed id is never an error).
  */
 export function parseLastEventId(value: unknown): number | undefined {
   if (typeof value !== 'string' || !/^[0-9]{1,16}$/.test(value.trim())) return undefined

@@ -39,7 +39,6 @@ export interface EventStreamHandlers {
 /** The part of the browser's EventSource this module uses, so unit tests can drive it. */
 export interface EventSourceLike {
   readonly readyState: number
-  onopen: ((this: never, ev: Event) => unknown) | null
   onerror: ((this: never, ev: Event) => unknown) | null
   addEventListener(type: string, listener: (ev: MessageEvent<string>) => void): void
   close(): void
@@ -118,9 +117,6 @@ export class EventStream {
       this.lastId === null ? this.options.url : `${this.options.url}?last_event_id=${this.lastId}`
     const source = this.open(url)
     this.source = source
-    source.onopen = () => {
-      if (this.source === source) this.setStatus('live', this.mode)
-    }
     source.onerror = () => {
       if (this.source !== source || this.stopped) return
       const next = this.isOnline() ? 'reconnecting' : 'offline'
@@ -131,10 +127,12 @@ export class EventStream {
     for (const type of this.options.storedTypes) {
       source.addEventListener(type, (ev) => this.stored(source, type, ev))
     }
+    // Live from the greeting on, not from the response head: the server fixes where a new
+    // stream starts when it writes the greeting, so a change made before it may not be sent.
     source.addEventListener('server.state', (ev) => {
       if (this.source !== source) return
       const data = JSON.parse(ev.data) as { mode: ServerMode }
-      this.setStatus(this.connection, data.mode)
+      this.setStatus('live', data.mode)
     })
     source.addEventListener('stream.reset', (ev) => {
       if (this.source !== source) return

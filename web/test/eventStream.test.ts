@@ -10,7 +10,6 @@ import {
 /** Stands in for the browser's EventSource: the tests play the server's side of it. */
 class ScriptedSource implements EventSourceLike {
   readyState = 0
-  onopen: ((ev: Event) => unknown) | null = null
   onerror: ((ev: Event) => unknown) | null = null
   closed = false
   private listeners = new Map<string, ((ev: MessageEvent<string>) => void)[]>()
@@ -22,9 +21,10 @@ class ScriptedSource implements EventSourceLike {
     this.closed = true
     this.readyState = 2
   }
-  opened(): void {
+  /** The response head arrived, then the greeting (the server's current mode). */
+  opened(mode = 'normal'): void {
     this.readyState = 1
-    this.onopen?.(new Event('open'))
+    this.send('server.state', { mode })
   }
   send(type: string, data: unknown, id?: number): void {
     const ev = { data: JSON.stringify(data), lastEventId: id === undefined ? '' : String(id) }
@@ -80,15 +80,14 @@ describe('the console event stream', () => {
   it('reports live with the mode from the greeting, then hands on stored events in order', () => {
     const h = harness()
     h.stream.start()
-    h.last().opened()
+    // The response head alone is not live yet: the stream starts where the greeting is written.
+    h.last().readyState = 1
+    expect(h.statuses).toEqual([])
     h.last().send('server.state', { mode: 'normal' })
     h.last().send('item.created', { part_number: 'P-1' }, 1)
     h.last().send('item.updated', { part_number: 'P-1', description: 'x' }, 2)
     expect(h.last().url).toBe('/api/events')
-    expect(h.statuses).toEqual([
-      ['live', null],
-      ['live', 'normal'],
-    ])
+    expect(h.statuses).toEqual([['live', 'normal']])
     expect(h.events.map((e) => [e.id, e.type])).toEqual([
       [1, 'item.created'],
       [2, 'item.updated'],
@@ -116,8 +115,7 @@ describe('the console event stream', () => {
     h.last().send('server.state', { mode: 'shutting-down' })
     h.last().failed()
     expect(h.statuses[h.statuses.length - 1]).toEqual(['reconnecting', 'shutting-down'])
-    h.last().opened()
-    h.last().send('server.state', { mode: 'normal' })
+    h.last().opened('normal')
     expect(h.statuses[h.statuses.length - 1]).toEqual(['live', 'normal'])
   })
 
