@@ -81,7 +81,7 @@ async function expectOnlyBomEvent(
     {
       id: (before.events?.last as number) + 1,
       type: 'item.updated',
-      data: { part_number: pn(parent), bom },
+      data: { part_number: pn(parent), version: expect.any(Number), bom },
     },
   ])
 }
@@ -193,17 +193,18 @@ describe('BOM round trip', () => {
     const screwLine = { part_number: pn('P-10'), quantity: 8, reference_designators: ['H1', 'H2'] }
     const washerLine = { part_number: pn('P-2'), quantity: 4, reference_designators: [] }
     const washer6 = { ...washerLine, quantity: 6 }
-    const bomAfter = (...lines: object[]) => ({
+    // A BOM change is a change of the parent: each raises its version
+    const bomAfter = (version: number, ...lines: object[]) => ({
       type: 'item.updated',
-      data: { part_number: pn('ASM-1'), bom: lines },
+      data: { part_number: pn('ASM-1'), version, bom: lines },
     })
     expect(events.stored.map(({ type, data }) => ({ type, data }))).toEqual([
-      bomAfter(washerLine),
-      bomAfter(cableLine, washerLine),
-      bomAfter(cableLine, screwLine, washerLine),
-      bomAfter(cableLine, screwLine, washer6),
-      bomAfter(cable2, screwLine, washer6),
-      bomAfter(cable2, washer6),
+      bomAfter(2, washerLine),
+      bomAfter(3, cableLine, washerLine),
+      bomAfter(4, cableLine, screwLine, washerLine),
+      bomAfter(5, cableLine, screwLine, washer6),
+      bomAfter(6, cable2, screwLine, washer6),
+      bomAfter(7, cable2, washer6),
     ])
     expect(events.stored.map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6].map((n) => before + n))
     expect(await lastEventId()).toBe(before + 6)
@@ -757,8 +758,8 @@ describe('deleting items on BOMs', () => {
     // And the stream shows the two deletions only
     await events.waitForStoredCount(2)
     expect(events.stored.map((e) => [e.type, e.data])).toEqual([
-      ['item.deleted', { part_number: pn('ASM-1') }],
-      ['item.deleted', { part_number: pn('SUB-1') }],
+      ['item.deleted', { part_number: pn('ASM-1'), version: expect.any(Number) }],
+      ['item.deleted', { part_number: pn('SUB-1'), version: 1 }],
     ])
   })
 })

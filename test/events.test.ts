@@ -79,10 +79,20 @@ describe('GET /api/events', () => {
       {
         id: 1,
         type: 'item.created',
-        data: { part_number: 'A-1', description: 'frame', item_type: 'assembly', properties: {} },
+        data: {
+          part_number: 'A-1',
+          description: 'frame',
+          item_type: 'assembly',
+          properties: {},
+          version: 1,
+        },
       },
-      { id: 2, type: 'item.updated', data: { part_number: 'A-1', description: 'welded frame' } },
-      { id: 3, type: 'item.deleted', data: { part_number: 'A-1' } },
+      {
+        id: 2,
+        type: 'item.updated',
+        data: { part_number: 'A-1', version: 2, description: 'welded frame' },
+      },
+      { id: 3, type: 'item.deleted', data: { part_number: 'A-1', version: 2 } },
     ])
   })
 })

@@ -651,6 +651,7 @@ describe('import events', () => {
           description: 'third',
           item_type: 'document',
           properties: { colour: 'blue' },
+          version: 1,
         },
       },
       {
@@ -658,6 +659,7 @@ describe('import events', () => {
         type: 'item.updated',
         data: {
           part_number: 'E-4',
+          version: 2,
           item_type: 'assembly',
           properties: { colour: 'green', size: 3 },
         },
@@ -665,7 +667,13 @@ describe('import events', () => {
       {
         id: first + 2,
         type: 'item.created',
-        data: { part_number: 'E-1', description: '', item_type: 'part', properties: {} },
+        data: {
+          part_number: 'E-1',
+          description: '',
+          item_type: 'part',
+          properties: {},
+          version: 1,
+        },
       },
     ])
     expect((await storedEvents(s)).slice(-3)).toEqual(

@@ -70,6 +70,7 @@ describe('item round trip', () => {
       description: 'Mounting bracket',
       item_type: 'part',
       properties: { material: 'steel', mass_g: 120 },
+      version: 1,
       created_at: expect.any(String),
       updated_at: expect.any(String),
     })
@@ -93,6 +94,7 @@ describe('item round trip', () => {
       ...created.body,
       description: 'Welded bracket',
       properties: { finish: 'zinc' },
+      version: 2,
       updated_at: expect.any(String),
     })
     expect(Date.parse(patched.body.updated_at)).toBeGreaterThanOrEqual(
@@ -127,10 +129,11 @@ describe('item round trip', () => {
     // item.updated names exactly the fields that changed (item_type was sent but unchanged)
     expect(events.stored[1]?.data).toEqual({
       part_number: 'BRK-100',
+      version: 2,
       description: 'Welded bracket',
       properties: { finish: 'zinc' },
     })
-    expect(events.stored[2]?.data).toEqual({ part_number: 'BRK-100' })
+    expect(events.stored[2]?.data).toEqual({ part_number: 'BRK-100', version: 2 })
   })
 
   it.each([5_000, 10_000])(
@@ -262,7 +265,7 @@ describe('item round trip', () => {
       properties: { a: 1 },
     })
     const updated = await events.waitForEvent('item.updated')
-    expect(updated.data).toEqual({ part_number: 'DOC-3', item_type: 'drawing' })
+    expect(updated.data).toEqual({ part_number: 'DOC-3', version: 2, item_type: 'drawing' })
   })
 })
 

@@ -114,8 +114,8 @@ describe('revisions without files', () => {
 
     await sse.waitFor((events) => events.filter((e) => e.type === 'revision.created').length === 2)
     expect(sse.events.filter((e) => e.type === 'revision.created').map((e) => e.data)).toEqual([
-      { part_number: 'P-1', revision_number: 1, comment: 'first cut' },
-      { part_number: 'P-1', revision_number: 2, comment: '' },
+      { part_number: 'P-1', revision_number: 1, comment: 'first cut', version: 2 },
+      { part_number: 'P-1', revision_number: 2, comment: '', version: 3 },
     ])
   })
 
@@ -208,6 +208,7 @@ describe('revisions with files on filesystem storage', () => {
       part_number: 'P-1',
       revision_number: 1,
       comment: 'with a file',
+      version: 2,
       file,
     })
 

@@ -101,6 +101,14 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       ALTER TABLE api_tokens ADD COLUMN expires_at timestamptz;
     `,
   },
+  {
+    version: 5,
+    name: 'item versions',
+    sql: `
+      -- Every change to an item adds one; If-Match compares against it (README, "API").
+      ALTER TABLE items ADD COLUMN version integer NOT NULL DEFAULT 1 CHECK (version > 0);
+    `,
+  },
 ]
 
 export async function migrate(db: Database): Promise<void> {

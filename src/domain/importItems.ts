@@ -97,6 +97,8 @@ interface ExistingItem {
   description: string
   item_type: ItemType
   properties: Record<string, unknown>
+  /** For a row to write: the version the item will have. */
+  version: number
 }
 
 type Change = Partial<Pick<ExistingItem, 'description' | 'item_type' | 'properties'>>
@@ -116,11 +118,12 @@ async function existingItems(
   const existing = new Map<string, ExistingItem>()
   for (const slice of checked.partNumberSlices) {
     const { rows } = await db.query<ExistingItem>(
-      `SELECT part_number, description, item_type, properties FROM items
+      `SELECT part_number, description, item_type, properties, version FROM items
        WHERE part_number = ANY($1::text[])${lock ? ' ORDER BY part_number FOR UPDATE' : ''}`,
       [JSON.parse(slice) as string[]],
     )
-    for (const item of rows) existing.set(item.part_number, item)
+    for (const item of rows)
+      existing.set(item.part_number, { ...item, version: Number(item.version) })
     await slices.between()
   }
   return existing
@@ -147,7 +150,7 @@ async function writeSlice(
   if (updates.length > 0) {
     await tx.query(
       `UPDATE items AS i SET description = u.description, item_type = u.item_type,
-         properties = u.properties, updated_at = now()
+         properties = u.properties, version = i.version + 1, updated_at = now()
        FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
          AS u (part_number, description, item_type, properties)
        WHERE i.part_number = u.part_number`,
@@ -194,6 +197,7 @@ async function applyRows(
         description: row.description,
         item_type: row.item_type,
         properties,
+        version: current ? current.version + 1 : 1,
       }
       let action: ImportAction
       if (!current) {
@@ -208,7 +212,7 @@ async function applyRows(
         if (Object.keys(changed).length > 0) {
           action = 'updated'
           updates.push(next)
-          emit?.(itemUpdated(next.part_number, changed))
+          emit?.(itemUpdated(next.part_number, next.version, changed))
         } else action = 'unchanged'
       }
       result[action]++

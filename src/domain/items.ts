@@ -3,18 +3,11 @@ import { PG_UNIQUE_VIOLATION, pgErrorCode } from '../db/database.js'
 import { type DomainContext, mutate } from './context.js'
 import { itemCreated, itemDeleted, itemUpdated } from '../events/catalogue.js'
 import { AppError, conflict, notFound } from './errors.js'
-import type { ItemType } from './schemas.js'
+import type { Item, ItemType } from './schemas.js'
 
 export { ITEM_TYPES, type ItemType } from './schemas.js'
 
-export interface Item {
-  part_number: string
-  description: string
-  item_type: ItemType
-  properties: Record<string, unknown>
-  created_at: string
-  updated_at: string
-}
+export type { Item } from './schemas.js'
 
 export interface NewItem {
   part_number: string
@@ -34,7 +27,7 @@ interface ItemRow extends Omit<Item, 'created_at' | 'updated_at'> {
   updated_at: Date | string
 }
 
-const COLUMNS = 'part_number, description, item_type, properties, created_at, updated_at'
+const COLUMNS = 'part_number, description, item_type, properties, version, created_at, updated_at'
 
 function toItem(row: ItemRow): Item {
   return {
@@ -42,6 +35,7 @@ function toItem(row: ItemRow): Item {
     description: row.description,
     item_type: row.item_type,
     properties: row.properties,
+    version: Number(row.version),
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),
   }
@@ -59,6 +53,38 @@ async function findItem(db: Queryable, partNumber: string, lock = false): Promis
 
 export function getItem(db: Queryable, partNumber: string): Promise<Item> {
   return findItem(db, partNumber)
+}
+
+/**
+ * The versions a write may apply to, from the client's If-Match; undefined when it sent none
+ * (or `*`, which any existing item matches), so the write goes ahead as without a condition.
+ */
+export type IfMatch = readonly number[] | undefined
+
+/**
+ * Refuses a change (412, with the item as it is now) unless the item's `version` is one that
+ * `ifMatch` accepts. Called under the item's row lock, so the version cannot move meanwhile.
+ */
+export async function requireVersion(
+  tx: Queryable,
+  partNumber: string,
+  version: number,
+  ifMatch: IfMatch,
+): Promise<void> {
+  if (ifMatch === undefined || ifMatch.includes(version)) return
+  const current = await findItem(tx, partNumber)
+  throw new AppError(
+    412,
+    'precondition_failed',
+    `item ${partNumber} is at version ${current.version}, not ${ifMatch.join(' or ') || 'the one given'} (If-Match); nothing was changed`,
+    { ETag: versionTag(current.version) },
+    { current },
+  )
+}
+
+/** An item version as an HTTP entity tag. */
+export function versionTag(version: number): string {
+  return `"${version}"`
 }
 
 export async function createItem(ctx: DomainContext, input: NewItem): Promise<Item> {
@@ -110,9 +136,11 @@ export async function updateItem(
   ctx: DomainContext,
   partNumber: string,
   patch: ItemPatch,
+  ifMatch?: IfMatch,
 ): Promise<Item> {
   return mutate(ctx, async (tx, emit) => {
     const current = await findItem(tx, partNumber, true)
+    await requireVersion(tx, partNumber, current.version, ifMatch)
     const changed: ItemPatch = {}
     if (patch.description !== undefined && patch.description !== current.description) {
       changed.description = patch.description
@@ -129,6 +157,7 @@ export async function updateItem(
          description = coalesce($2, description),
          item_type = coalesce($3, item_type),
          properties = coalesce($4::jsonb, properties),
+         version = version + 1,
          updated_at = now()
        WHERE part_number = $1 RETURNING ${COLUMNS}`,
       [
@@ -138,23 +167,27 @@ export async function updateItem(
         changed.properties === undefined ? null : JSON.stringify(changed.properties),
       ],
     )
-    emit(itemUpdated(partNumber, changed))
-    return toItem(rows[0] as ItemRow)
+    const item = toItem(rows[0] as ItemRow)
+    emit(itemUpdated(partNumber, item.version, changed))
+    return item
   })
 }
 
 /**
- * Deletes an item with its revisions and its own BOM lines; refuses (409) while it is a child in
- * any BOM. The row lock comes first: adding a BOM line holds a key-share lock on its child, so
- * the check sees every line that could still stop the delete.
+ * Deletes an item with its revisions and its own BOM lines, then removes their files from
+ * storage; refuses (409) while it is a child in any BOM. The row lock comes first: adding a BOM
+ * line holds a key-share lock on its child, so the check sees every line that could still stop
+ * the delete. Returns the keys of files storage failed to remove (the item is gone all the
+ * same), for the caller to log.
  */
-/**
- * Deletes an item with its revisions, then removes their files from storage. Returns the keys
- * of files storage failed to remove (the item is gone all the same), for the caller to log.
- */
-export async function deleteItem(ctx: DomainContext, partNumber: string): Promise<string[]> {
+export async function deleteItem(
+  ctx: DomainContext,
+  partNumber: string,
+  ifMatch?: IfMatch,
+): Promise<string[]> {
   const fileKeys = await mutate(ctx, async (tx, emit) => {
-    await findItem(tx, partNumber, true)
+    const { version } = await findItem(tx, partNumber, true)
+    await requireVersion(tx, partNumber, version, ifMatch)
     // The message names the first few parents and counts the rest.
     const shown = 10
     const { rows: parents } = await tx.query<{ parent: string; total: number }>(
@@ -174,7 +207,7 @@ export async function deleteItem(ctx: DomainContext, partNumber: string): Promis
       [partNumber],
     )
     await tx.query('DELETE FROM items WHERE part_number = $1', [partNumber])
-    emit(itemDeleted(partNumber))
+    emit(itemDeleted(partNumber, version))
     return files.map((f) => f.file_key)
   })
   const removals = await Promise.allSettled(fileKeys.map((key) => ctx.storage.remove(key)))

@@ -1,10 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { type Readable, Transform } from 'node:stream'
 import type { Queryable } from '../db/database.js'
-import { revisionCreated } from '../events/catalogue.js'
+import { type NewEvent, revisionCreated } from '../events/catalogue.js'
 import { type DomainContext, mutate } from './context.js'
 import { STAGING_PREFIX } from '../storage/objectStorage.js'
 import { AppError, notFound } from './errors.js'
+import { type IfMatch, requireVersion } from './items.js'
 
 export interface RevisionFile {
   name: string
@@ -62,12 +63,15 @@ function toRevision(row: RevisionRow): Revision {
   }
 }
 
-async function assertItemExists(db: Queryable, partNumber: string, lock = false): Promise<void> {
-  const { rows } = await db.query(
-    `SELECT 1 FROM items WHERE part_number = $1${lock ? ' FOR UPDATE' : ''}`,
+/** The item's version; 404 when there is no such item. */
+async function assertItemExists(db: Queryable, partNumber: string, lock = false): Promise<number> {
+  const { rows } = await db.query<{ version: number }>(
+    `SELECT version FROM items WHERE part_number = $1${lock ? ' FOR UPDATE' : ''}`,
     [partNumber],
   )
-  if (rows.length === 0) throw notFound(`item ${partNumber}`)
+  const row = rows[0]
+  if (!row) throw notFound(`item ${partNumber}`)
+  return Number(row.version)
 }
 
 /** Every complete revision of an item, oldest first. */
@@ -102,8 +106,13 @@ export async function getRevision(db: Queryable, partNumber: string, n: number):
 // Numbers are taken under the item's row lock, so two writers never pick the same number; a
 // file's number is taken when its upload commits, so an upload that fails takes none. Pending
 // rows are counted too: older versions reserved numbers with them (see sweepStaleUploads).
-async function nextRevisionNumber(tx: Queryable, partNumber: string): Promise<number> {
-  await assertItemExists(tx, partNumber, true)
+async function nextRevisionNumber(
+  tx: Queryable,
+  partNumber: string,
+  ifMatch: IfMatch,
+): Promise<number> {
+  const version = await assertItemExists(tx, partNumber, true)
+  await requireVersion(tx, partNumber, version, ifMatch)
   const { rows } = await tx.query<{ n: number }>(
     'SELECT coalesce(max(revision_number), 0)::int + 1 AS n FROM revisions WHERE part_number = $1',
     [partNumber],
@@ -111,21 +120,32 @@ async function nextRevisionNumber(tx: Queryable, partNumber: string): Promise<nu
   return Number(rows[0]?.n)
 }
 
+/** A new revision is a change of its item: its version and updated_at move on. */
+async function revisionAdded(tx: Queryable, revision: Revision): Promise<NewEvent> {
+  const { rows } = await tx.query<{ version: number }>(
+    `UPDATE items SET version = version + 1, updated_at = now() WHERE part_number = $1
+     RETURNING version`,
+    [revision.part_number],
+  )
+  return revisionCreated(revision, Number(rows[0]?.version))
+}
+
 /** A revision without a file: metadata only. */
 export async function createRevision(
   ctx: DomainContext,
   partNumber: string,
   input: RevisionInput,
+  ifMatch?: IfMatch,
 ): Promise<Revision> {
   return mutate(ctx, async (tx, emit) => {
-    const n = await nextRevisionNumber(tx, partNumber)
+    const n = await nextRevisionNumber(tx, partNumber, ifMatch)
     const { rows } = await tx.query<RevisionRow>(
       `INSERT INTO revisions (part_number, revision_number, comment, properties)
        VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
       [partNumber, n, input.comment ?? '', JSON.stringify(input.properties ?? {})],
     )
     const revision = toRevision(rows[0] as RevisionRow)
-    emit(revisionCreated(revision))
+    emit(await revisionAdded(tx, revision))
     return revision
   })
 }
@@ -196,6 +216,7 @@ export async function storeRevisionFile(
   ctx: DomainContext,
   partNumber: string,
   upload: FileUpload,
+  ifMatch?: IfMatch,
 ): Promise<PendingRevision> {
   // Listening before anything is awaited: the body may fail (client gone, limit passed) while
   // the number is being reserved.
@@ -209,7 +230,9 @@ export async function storeRevisionFile(
     bodyError ??= err
     digest.destroy(err)
   })
-  await assertItemExists(ctx.db, partNumber)
+  // A stale If-Match is refused before any byte is stored; completeRevision checks it again,
+  // under the item's lock, when the upload is done.
+  await requireVersion(ctx.db, partNumber, await assertItemExists(ctx.db, partNumber), ifMatch)
   const stagingKey = `${STAGING_PREFIX}${randomUUID()}`
   try {
     if (bodyError !== undefined) throw bodyError
@@ -254,11 +277,12 @@ export async function completeRevision(
   ctx: DomainContext,
   pending: PendingRevision,
   input: RevisionInput,
+  ifMatch?: IfMatch,
 ): Promise<Revision> {
   try {
     return await mutate(ctx, async (tx, emit) => {
       // A deleted item answers 404 here, as it would have before the upload.
-      const n = await nextRevisionNumber(tx, pending.partNumber)
+      const n = await nextRevisionNumber(tx, pending.partNumber, ifMatch)
       const key = fileKey(pending.partNumber, n, pending.file.name)
       try {
         await ctx.storage.move(pending.stagingKey, key)
@@ -283,7 +307,7 @@ export async function completeRevision(
           ],
         )
         const revision = toRevision(rows[0] as RevisionRow)
-        emit(revisionCreated(revision))
+        emit(await revisionAdded(tx, revision))
         return revision
       } catch (err) {
         await ctx.storage.remove(key).catch(() => {})

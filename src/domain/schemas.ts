@@ -50,6 +50,9 @@ export const PartNumber = Type.String({
 export const ItemType = literalUnion(ITEM_TYPES)
 export type ItemType = Static<typeof ItemType>
 
+/** An item's version: 1 when created, one more with every change (If-Match compares it). */
+export const Version = Type.Integer({ minimum: 1 })
+
 export const Description = Type.String({ maxLength: MAX_DESCRIPTION_LENGTH })
 
 /** Free-form properties; names as src/domain/properties.ts allows them on every route. */
@@ -63,6 +66,33 @@ export const Properties = Type.Record(Type.String(), Type.Unknown(), {
   description: `property names: ${PROPERTY_NAME_RULE}`,
 })
 export type Properties = Record<string, unknown>
+
+/** A moment, as the API writes it: ISO 8601 in UTC with milliseconds. */
+export const Timestamp = Type.String({ format: 'date-time' })
+
+export const Item = Type.Object({
+  part_number: PartNumber,
+  description: Type.String(),
+  item_type: ItemType,
+  properties: Type.Record(Type.String(), Type.Unknown()),
+  version: Version,
+  created_at: Timestamp,
+  updated_at: Timestamp,
+})
+export type Item = Static<typeof Item>
+
+/** The one shape of every refusal (README, "Bad input"); some carry more fields. */
+export const ErrorBody = Type.Object({
+  error: Type.String({ description: 'a code, such as not_found or bad_request' }),
+  message: Type.String({ description: 'what was wrong, naming the field' }),
+})
+export type ErrorBody = Static<typeof ErrorBody>
+
+/** A stale If-Match: nothing was changed; `current` is the item as it is. */
+export const PreconditionFailed = Type.Object({
+  ...ErrorBody.properties,
+  current: Item,
+})
 
 /** Decimals allowed (2.5 m of cable); zero and negatives are not a quantity. */
 export const Quantity = Type.Number({ exclusiveMinimum: 0, maximum: 1e9 })

@@ -8,6 +8,7 @@ import {
   PartNumber,
   Properties,
   RevisionFile,
+  Version,
 } from '../domain/schemas.js'
 import { MODES } from '../state/modeMachine.js'
 
@@ -34,6 +35,7 @@ export const eventCatalogue = {
       description: Description,
       item_type: ItemType,
       properties: Properties,
+      version: Version,
     }),
   },
   'item.updated': {
@@ -43,6 +45,7 @@ export const eventCatalogue = {
       'whole BOM of the parent after a change of it.',
     data: Type.Object({
       part_number: PartNumber,
+      version: Version,
       description: Type.Optional(Description),
       item_type: Type.Optional(ItemType),
       properties: Type.Optional(Properties),
@@ -51,14 +54,18 @@ export const eventCatalogue = {
   },
   'item.deleted': {
     stored: true,
-    description: 'An item was deleted, with its revisions and its own BOM lines.',
-    data: Type.Object({ part_number: PartNumber }),
+    description:
+      'An item was deleted, with its revisions and its own BOM lines; `version` is the one it ' +
+      'had.',
+    data: Type.Object({ part_number: PartNumber, version: Version }),
   },
   'revision.created': {
     stored: true,
-    description: 'A revision was made; `file` is there when it has one.',
+    description:
+      "A revision was made; `file` is there when it has one, `version` is the item's after it.",
     data: Type.Object({
       part_number: PartNumber,
+      version: Version,
       revision_number: Type.Integer({ minimum: 1 }),
       comment: Comment,
       file: Type.Optional(RevisionFile),
@@ -135,43 +142,54 @@ export interface ItemFields {
   description: string
   item_type: ItemType
   properties: Record<string, unknown>
+  version: number
 }
 
 export function itemCreated(item: ItemFields): NewEvent {
-  const { part_number, description, item_type, properties } = item
+  const { part_number, description, item_type, properties, version } = item
   return {
     type: 'item.created',
     part_number,
-    data: { part_number, description, item_type, properties },
+    data: { part_number, description, item_type, properties, version },
   }
 }
 
+/** `changed`: the fields whose value changed, or the parent's whole `bom`. */
 export function itemUpdated(
   partNumber: string,
-  changed: Omit<EventData<'item.updated'>, 'part_number'>,
+  version: number,
+  changed: Omit<EventData<'item.updated'>, 'part_number' | 'version'>,
 ): NewEvent {
   return {
     type: 'item.updated',
     part_number: partNumber,
-    data: { part_number: partNumber, ...changed },
+    data: { part_number: partNumber, version, ...changed },
   }
 }
 
-export function itemDeleted(partNumber: string): NewEvent {
-  return { type: 'item.deleted', part_number: partNumber, data: { part_number: partNumber } }
+export function itemDeleted(partNumber: string, version: number): NewEvent {
+  return {
+    type: 'item.deleted',
+    part_number: partNumber,
+    data: { part_number: partNumber, version },
+  }
 }
 
-export function revisionCreated(revision: {
-  part_number: string
-  revision_number: number
-  comment: string
-  file: RevisionFile | null
-}): NewEvent {
+/** `version`: the item's, which the new revision has raised. */
+export function revisionCreated(
+  revision: {
+    part_number: string
+    revision_number: number
+    comment: string
+    file: RevisionFile | null
+  },
+  version: number,
+): NewEvent {
   const { part_number, revision_number, comment, file } = revision
   return {
     type: 'revision.created',
     part_number,
-    data: { part_number, revision_number, comment, ...(file ? { file } : {}) },
+    data: { part_number, revision_number, comment, version, ...(file ? { file } : {}) },
   }
 }
 

@@ -1,19 +1,8 @@
 import { Type } from 'typebox'
-import { ItemType, PartNumber, Properties } from '../domain/schemas.js'
+import { ErrorBody, Item, ItemType, PartNumber, Properties } from '../domain/schemas.js'
 import { ROLES } from '../domain/tokens.js'
 
-export { ItemType, PartNumber, Properties }
-
-export const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() })
-
-export const Item = Type.Object({
-  part_number: Type.String(),
-  description: Type.String(),
-  item_type: Type.String(),
-  properties: Type.Record(Type.String(), Type.Unknown()),
-  created_at: Type.String(),
-  updated_at: Type.String(),
-})
+export { ErrorBody, Item, ItemType, PartNumber, Properties }
 
 export const PartNumberParams = Type.Object({ pn: PartNumber })
 
