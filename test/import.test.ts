@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { csvLines, readCsv } from '../src/sheets/csv.js'
 import { ODS_MIME_TYPE, readOds, writeOds } from '../src/sheets/ods.js'
 import type { Cell } from '../src/sheets/sheet.js'
-import { api, startServer, type TestServer } from './support/server.js'
+import { actorNamed, api, startServer, type TestServer } from './support/server.js'
 import { openStream, closeStreams } from './support/sseClient.js'
 
 /**
@@ -642,6 +642,7 @@ describe('import events', () => {
     // consecutive ids, and the log holds exactly those
     await events.waitForStoredCount(3)
     const first = events.stored[0]?.id as number
+    const editor = actorNamed('test-editor')
     expect(events.stored).toEqual([
       {
         id: first,
@@ -652,6 +653,7 @@ describe('import events', () => {
           item_type: 'document',
           properties: { colour: 'blue' },
           version: 1,
+          actor: editor,
         },
       },
       {
@@ -660,6 +662,7 @@ describe('import events', () => {
         data: {
           part_number: 'E-4',
           version: 2,
+          actor: editor,
           item_type: 'assembly',
           properties: { colour: 'green', size: 3 },
         },
@@ -673,6 +676,7 @@ describe('import events', () => {
           item_type: 'part',
           properties: {},
           version: 1,
+          actor: editor,
         },
       },
     ])

@@ -109,6 +109,29 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       ALTER TABLE items ADD COLUMN version integer NOT NULL DEFAULT 1 CHECK (version > 0);
     `,
   },
+  {
+    version: 6,
+    name: 'who did what',
+    sql: `
+      -- An actor as the API shows it, {token_id, name}; NULL on rows from before this version.
+      ALTER TABLE items ADD COLUMN created_by jsonb;
+      ALTER TABLE items ADD COLUMN updated_by jsonb;
+      ALTER TABLE revisions ADD COLUMN created_by jsonb;
+      ALTER TABLE api_tokens ADD COLUMN created_by jsonb;
+
+      -- A revoked token's row is deleted (that is what ends its rights); who revoked it stays.
+      CREATE TABLE token_revocations (
+        token_id bigint NOT NULL,
+        name text NOT NULL,
+        role text NOT NULL,
+        revoked_by jsonb NOT NULL,
+        revoked_at timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- An item's history: its events, newest first.
+      CREATE INDEX events_part_number ON events (part_number, id);
+    `,
+  },
 ]
 
 export async function migrate(db: Database): Promise<void> {

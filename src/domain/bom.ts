@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/database.js'
 import { itemUpdated, type NewEvent } from '../events/catalogue.js'
-import { type DomainContext, mutate } from './context.js'
+import { type ActingContext, mutate } from './context.js'
+import type { Actor } from './schemas.js'
 import { AppError, conflict, notFound } from './errors.js'
 import { type IfMatch, requireVersion } from './items.js'
 
@@ -146,15 +147,16 @@ async function lockBom(tx: Queryable, parent: string, ifMatch: IfMatch): Promise
 async function bomChanged(
   tx: Queryable,
   parent: string,
+  actor: Actor,
   emit: (event: NewEvent) => void,
 ): Promise<void> {
   const { rows } = await tx.query<{ version: number }>(
-    `UPDATE items SET version = version + 1, updated_at = now() WHERE part_number = $1
-     RETURNING version`,
-    [parent],
+    `UPDATE items SET version = version + 1, updated_at = now(), updated_by = $2
+     WHERE part_number = $1 RETURNING version`,
+    [parent, JSON.stringify(actor)],
   )
   const bom = (await readChildren(tx, parent)).map(toBomLine)
-  emit(itemUpdated(parent, Number(rows[0]?.version), { bom }))
+  emit(itemUpdated(parent, Number(rows[0]?.version), actor, { bom }))
 }
 
 const lineNotFound = (parent: string, child: string) =>
@@ -165,7 +167,7 @@ const lineNotFound = (parent: string, child: string) =>
  * on the BOM (409 conflict) and a line that would close a cycle (409 bom_cycle with the path).
  */
 export async function addBomLine(
-  ctx: DomainContext,
+  ctx: ActingContext,
   parent: string,
   line: NewBomLine,
   ifMatch?: IfMatch,
@@ -188,7 +190,7 @@ export async function addBomLine(
        VALUES ($1, $2, $3, $4)`,
       [parent, child, line.quantity, line.reference_designators ?? []],
     )
-    await bomChanged(tx, parent, emit)
+    await bomChanged(tx, parent, ctx.actor, emit)
     return (await readChildren(tx, parent, child))[0] as BomChild
   })
 }
@@ -202,7 +204,7 @@ function sameDesignators(a: string[], b: string[]): boolean {
  * BOM). A change to the values the line already has writes nothing and emits nothing.
  */
 export async function updateBomLine(
-  ctx: DomainContext,
+  ctx: ActingContext,
   parent: string,
   child: string,
   patch: BomLinePatch,
@@ -225,14 +227,14 @@ export async function updateBomLine(
        WHERE parent = $1 AND child = $2`,
       [parent, child, quantity, designators],
     )
-    await bomChanged(tx, parent, emit)
+    await bomChanged(tx, parent, ctx.actor, emit)
     return { ...current, quantity, reference_designators: designators }
   })
 }
 
 /** Removes `child` from the BOM of `parent` (404 when it is not on it). */
 export async function removeBomLine(
-  ctx: DomainContext,
+  ctx: ActingContext,
   parent: string,
   child: string,
   ifMatch?: IfMatch,
@@ -244,6 +246,6 @@ export async function removeBomLine(
       [parent, child],
     )
     if (rows.length === 0) throw lineNotFound(parent, child)
-    await bomChanged(tx, parent, emit)
+    await bomChanged(tx, parent, ctx.actor, emit)
   })
 }

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/database.js'
 import { PG_UNIQUE_VIOLATION, pgErrorCode } from '../db/database.js'
-import { type DomainContext, mutate } from './context.js'
+import { type ActingContext, mutate } from './context.js'
 import { itemCreated, itemDeleted, itemUpdated } from '../events/catalogue.js'
 import { AppError, conflict, notFound } from './errors.js'
 import type { Item, ItemType } from './schemas.js'
@@ -27,7 +27,8 @@ interface ItemRow extends Omit<Item, 'created_at' | 'updated_at'> {
   updated_at: Date | string
 }
 
-const COLUMNS = 'part_number, description, item_type, properties, version, created_at, updated_at'
+const COLUMNS = `part_number, description, item_type, properties, version, created_at,
+  created_by, updated_at, updated_by`
 
 function toItem(row: ItemRow): Item {
   return {
@@ -37,7 +38,9 @@ function toItem(row: ItemRow): Item {
     properties: row.properties,
     version: Number(row.version),
     created_at: new Date(row.created_at).toISOString(),
+    created_by: row.created_by,
     updated_at: new Date(row.updated_at).toISOString(),
+    updated_by: row.updated_by,
   }
 }
 
@@ -87,21 +90,22 @@ export function versionTag(version: number): string {
   return `"${version}"`
 }
 
-export async function createItem(ctx: DomainContext, input: NewItem): Promise<Item> {
+export async function createItem(ctx: ActingContext, input: NewItem): Promise<Item> {
   try {
     return await mutate(ctx, async (tx, emit) => {
       const { rows } = await tx.query<ItemRow>(
-        `INSERT INTO items (part_number, description, item_type, properties)
-         VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
+        `INSERT INTO items (part_number, description, item_type, properties, created_by, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING ${COLUMNS}`,
         [
           input.part_number,
           input.description ?? '',
           input.item_type,
           JSON.stringify(input.properties ?? {}),
+          JSON.stringify(ctx.actor),
         ],
       )
       const item = toItem(rows[0] as ItemRow)
-      emit(itemCreated(item))
+      emit(itemCreated(item, ctx.actor))
       return item
     })
   } catch (err) {
@@ -133,7 +137,7 @@ export function sameJson(a: unknown, b: unknown): boolean {
  * `item.updated` with exactly the fields whose value changed, and nothing when none did.
  */
 export async function updateItem(
-  ctx: DomainContext,
+  ctx: ActingContext,
   partNumber: string,
   patch: ItemPatch,
   ifMatch?: IfMatch,
@@ -158,17 +162,19 @@ export async function updateItem(
          item_type = coalesce($3, item_type),
          properties = coalesce($4::jsonb, properties),
          version = version + 1,
-         updated_at = now()
+         updated_at = now(),
+         updated_by = $5
        WHERE part_number = $1 RETURNING ${COLUMNS}`,
       [
         partNumber,
         changed.description ?? null,
         changed.item_type ?? null,
         changed.properties === undefined ? null : JSON.stringify(changed.properties),
+        JSON.stringify(ctx.actor),
       ],
     )
     const item = toItem(rows[0] as ItemRow)
-    emit(itemUpdated(partNumber, item.version, changed))
+    emit(itemUpdated(partNumber, item.version, ctx.actor, changed))
     return item
   })
 }
@@ -181,7 +187,7 @@ export async function updateItem(
  * same), for the caller to log.
  */
 export async function deleteItem(
-  ctx: DomainContext,
+  ctx: ActingContext,
   partNumber: string,
   ifMatch?: IfMatch,
 ): Promise<string[]> {
@@ -207,7 +213,7 @@ export async function deleteItem(
       [partNumber],
     )
     await tx.query('DELETE FROM items WHERE part_number = $1', [partNumber])
-    emit(itemDeleted(partNumber, version))
+    emit(itemDeleted(partNumber, version, ctx.actor))
     return files.map((f) => f.file_key)
   })
   const removals = await Promise.allSettled(fileKeys.map((key) => ctx.storage.remove(key)))

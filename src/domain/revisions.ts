@@ -2,26 +2,13 @@ import { createHash, randomUUID } from 'node:crypto'
 import { type Readable, Transform } from 'node:stream'
 import type { Queryable } from '../db/database.js'
 import { type NewEvent, revisionCreated } from '../events/catalogue.js'
-import { type DomainContext, mutate } from './context.js'
+import { type ActingContext, type DomainContext, mutate } from './context.js'
+import type { Actor, Revision, RevisionFile } from './schemas.js'
 import { STAGING_PREFIX } from '../storage/objectStorage.js'
 import { AppError, notFound } from './errors.js'
 import { type IfMatch, requireVersion } from './items.js'
 
-export interface RevisionFile {
-  name: string
-  size: number
-  sha256: string
-  content_type: string
-}
-
-export interface Revision {
-  part_number: string
-  revision_number: number
-  comment: string
-  properties: Record<string, unknown>
-  file: RevisionFile | null
-  created_at: string
-}
+export type { Revision, RevisionFile } from './schemas.js'
 
 export interface RevisionInput {
   comment?: string
@@ -39,10 +26,11 @@ interface RevisionRow {
   file_sha256: string | null
   content_type: string | null
   created_at: Date | string
+  created_by: Actor | null
 }
 
 const COLUMNS = `part_number, revision_number, comment, properties, file_key, file_name,
-  file_size, file_sha256, content_type, created_at`
+  file_size, file_sha256, content_type, created_at, created_by`
 
 function toRevision(row: RevisionRow): Revision {
   return {
@@ -60,6 +48,7 @@ function toRevision(row: RevisionRow): Revision {
             content_type: row.content_type ?? 'application/octet-stream',
           },
     created_at: new Date(row.created_at).toISOString(),
+    created_by: row.created_by,
   }
 }
 
@@ -120,19 +109,19 @@ async function nextRevisionNumber(
   return Number(rows[0]?.n)
 }
 
-/** A new revision is a change of its item: its version and updated_at move on. */
-async function revisionAdded(tx: Queryable, revision: Revision): Promise<NewEvent> {
+/** A new revision is a change of its item: its version, updated_at and updated_by move on. */
+async function revisionAdded(tx: Queryable, revision: Revision, actor: Actor): Promise<NewEvent> {
   const { rows } = await tx.query<{ version: number }>(
-    `UPDATE items SET version = version + 1, updated_at = now() WHERE part_number = $1
-     RETURNING version`,
-    [revision.part_number],
+    `UPDATE items SET version = version + 1, updated_at = now(), updated_by = $2
+     WHERE part_number = $1 RETURNING version`,
+    [revision.part_number, JSON.stringify(actor)],
   )
-  return revisionCreated(revision, Number(rows[0]?.version))
+  return revisionCreated(revision, Number(rows[0]?.version), actor)
 }
 
 /** A revision without a file: metadata only. */
 export async function createRevision(
-  ctx: DomainContext,
+  ctx: ActingContext,
   partNumber: string,
   input: RevisionInput,
   ifMatch?: IfMatch,
@@ -140,12 +129,18 @@ export async function createRevision(
   return mutate(ctx, async (tx, emit) => {
     const n = await nextRevisionNumber(tx, partNumber, ifMatch)
     const { rows } = await tx.query<RevisionRow>(
-      `INSERT INTO revisions (part_number, revision_number, comment, properties)
-       VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
-      [partNumber, n, input.comment ?? '', JSON.stringify(input.properties ?? {})],
+      `INSERT INTO revisions (part_number, revision_number, comment, properties, created_by)
+       VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
+      [
+        partNumber,
+        n,
+        input.comment ?? '',
+        JSON.stringify(input.properties ?? {}),
+        JSON.stringify(ctx.actor),
+      ],
     )
     const revision = toRevision(rows[0] as RevisionRow)
-    emit(await revisionAdded(tx, revision))
+    emit(await revisionAdded(tx, revision, ctx.actor))
     return revision
   })
 }
@@ -274,7 +269,7 @@ export async function storeRevisionFile(
  * point to a file that was removed, and a file without a revision is only wasted space.
  */
 export async function completeRevision(
-  ctx: DomainContext,
+  ctx: ActingContext,
   pending: PendingRevision,
   input: RevisionInput,
   ifMatch?: IfMatch,
@@ -292,8 +287,8 @@ export async function completeRevision(
       try {
         const { rows } = await tx.query<RevisionRow>(
           `INSERT INTO revisions (part_number, revision_number, comment, properties, file_key,
-             file_name, file_size, file_sha256, content_type)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+             file_name, file_size, file_sha256, content_type, created_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
           [
             pending.partNumber,
             n,
@@ -304,10 +299,11 @@ export async function completeRevision(
             pending.file.size,
             pending.file.sha256,
             pending.file.content_type,
+            JSON.stringify(ctx.actor),
           ],
         )
         const revision = toRevision(rows[0] as RevisionRow)
-        emit(await revisionAdded(tx, revision))
+        emit(await revisionAdded(tx, revision, ctx.actor))
         return revision
       } catch (err) {
         await ctx.storage.remove(key).catch(() => {})

@@ -1,22 +1,26 @@
 import { type Static, type TSchema, Type } from 'typebox'
 import {
+  Actor,
   BomLine,
   Comment,
   Description,
   ItemType,
   literalUnion,
+  Mode,
   PartNumber,
   Properties,
   RevisionFile,
+  ServerMode,
   Version,
 } from '../domain/schemas.js'
-import { MODES } from '../state/modeMachine.js'
 
 /**
- * Every event the stream sends, with its payload schema, written once. The domain emits stored
- * events only through the constructors below, the README's event table is checked against this
- * catalogue by a test, and the API description of `GET /api/events` is generated from it.
- * Clients must accept fields they do not know, so payload objects allow more than they list.
+ * Every event the stream sends, with its payload schema, written once. Every stored event
+ * carries `actor`, who caused it, and every event about an item the `version` it made. The
+ * domain emits stored events only through the constructors below, the README's event table is
+ * checked against this catalogue by a test, and the API description of `GET /api/events` is
+ * generated from it. Clients must accept fields they do not know, so payload objects allow more
+ * than they list.
  */
 
 export interface EventDefinition {
@@ -36,6 +40,7 @@ export const eventCatalogue = {
       item_type: ItemType,
       properties: Properties,
       version: Version,
+      actor: Actor,
     }),
   },
   'item.updated': {
@@ -46,6 +51,7 @@ export const eventCatalogue = {
     data: Type.Object({
       part_number: PartNumber,
       version: Version,
+      actor: Actor,
       description: Type.Optional(Description),
       item_type: Type.Optional(ItemType),
       properties: Type.Optional(Properties),
@@ -57,7 +63,7 @@ export const eventCatalogue = {
     description:
       'An item was deleted, with its revisions and its own BOM lines; `version` is the one it ' +
       'had.',
-    data: Type.Object({ part_number: PartNumber, version: Version }),
+    data: Type.Object({ part_number: PartNumber, version: Version, actor: Actor }),
   },
   'revision.created': {
     stored: true,
@@ -66,6 +72,7 @@ export const eventCatalogue = {
     data: Type.Object({
       part_number: PartNumber,
       version: Version,
+      actor: Actor,
       revision_number: Type.Integer({ minimum: 1 }),
       comment: Comment,
       file: Type.Optional(RevisionFile),
@@ -77,8 +84,8 @@ export const eventCatalogue = {
       'The server mode: first on every stream as `{mode}`, then `{mode, previous, reason}` on ' +
       'each change, and `{mode: "shutting-down"}` before the stream ends at shutdown.',
     data: Type.Object({
-      mode: literalUnion([...MODES, 'shutting-down']),
-      previous: Type.Optional(literalUnion(MODES)),
+      mode: ServerMode,
+      previous: Type.Optional(Mode),
       reason: Type.Optional(Type.String()),
     }),
   },
@@ -145,12 +152,12 @@ export interface ItemFields {
   version: number
 }
 
-export function itemCreated(item: ItemFields): NewEvent {
+export function itemCreated(item: ItemFields, actor: Actor): NewEvent {
   const { part_number, description, item_type, properties, version } = item
   return {
     type: 'item.created',
     part_number,
-    data: { part_number, description, item_type, properties, version },
+    data: { part_number, description, item_type, properties, version, actor },
   }
 }
 
@@ -158,20 +165,21 @@ export function itemCreated(item: ItemFields): NewEvent {
 export function itemUpdated(
   partNumber: string,
   version: number,
-  changed: Omit<EventData<'item.updated'>, 'part_number' | 'version'>,
+  actor: Actor,
+  changed: Omit<EventData<'item.updated'>, 'part_number' | 'version' | 'actor'>,
 ): NewEvent {
   return {
     type: 'item.updated',
     part_number: partNumber,
-    data: { part_number: partNumber, version, ...changed },
+    data: { part_number: partNumber, version, actor, ...changed },
   }
 }
 
-export function itemDeleted(partNumber: string, version: number): NewEvent {
+export function itemDeleted(partNumber: string, version: number, actor: Actor): NewEvent {
   return {
     type: 'item.deleted',
     part_number: partNumber,
-    data: { part_number: partNumber, version },
+    data: { part_number: partNumber, version, actor },
   }
 }
 
@@ -184,12 +192,13 @@ export function revisionCreated(
     file: RevisionFile | null
   },
   version: number,
+  actor: Actor,
 ): NewEvent {
   const { part_number, revision_number, comment, file } = revision
   return {
     type: 'revision.created',
     part_number,
-    data: { part_number, revision_number, comment, version, ...(file ? { file } : {}) },
+    data: { part_number, revision_number, comment, version, actor, ...(file ? { file } : {}) },
   }
 }
 

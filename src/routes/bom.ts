@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { addBomLine, getBom, removeBomLine, updateBomLine } from '../domain/bom.js'
 import { ifMatchSchema, ifMatchVersions } from './ifMatch.js'
+import { actingFor } from './acting.js'
 import { ErrorBody, PartNumber, PartNumberParams, authErrors } from './schemas.js'
 
 /** Decimals allowed (2.5 m of cable); zero and negatives are not a quantity. */
@@ -78,7 +79,12 @@ const bomRoutes: FastifyPluginAsync = async (plain) => {
     },
     async (request, reply) => {
       const ifMatch = ifMatchVersions(request.headers['if-match'])
-      const line = await addBomLine(app.domain, request.params.pn, request.body, ifMatch)
+      const line = await addBomLine(
+        actingFor(app, request),
+        request.params.pn,
+        request.body,
+        ifMatch,
+      )
       return reply.code(201).send(line)
     },
   )
@@ -109,7 +115,7 @@ const bomRoutes: FastifyPluginAsync = async (plain) => {
     async (request) => {
       const { pn, child } = request.params
       const ifMatch = ifMatchVersions(request.headers['if-match'])
-      return updateBomLine(app.domain, pn, child, request.body, ifMatch)
+      return updateBomLine(actingFor(app, request), pn, child, request.body, ifMatch)
     },
   )
 
@@ -131,7 +137,7 @@ const bomRoutes: FastifyPluginAsync = async (plain) => {
     },
     async (request, reply) => {
       const ifMatch = ifMatchVersions(request.headers['if-match'])
-      await removeBomLine(app.domain, request.params.pn, request.params.child, ifMatch)
+      await removeBomLine(actingFor(app, request), request.params.pn, request.params.child, ifMatch)
       return reply.code(204).send(null)
     },
   )

@@ -19,6 +19,7 @@ import {
   Properties,
   authErrors,
 } from './schemas.js'
+import { actingFor } from './acting.js'
 import { ifMatchSchema, ifMatchVersions } from './ifMatch.js'
 
 const itemRoutes: FastifyPluginAsync = async (plain) => {
@@ -69,7 +70,7 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
       },
     },
     async (request, reply) => {
-      const item = await createItem(app.domain, request.body)
+      const item = await createItem(actingFor(app, request), request.body)
       return reply.code(201).header('ETag', versionTag(item.version)).send(item)
     },
   )
@@ -116,7 +117,7 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
     async (request, reply) => {
       const { pn } = request.params
       const ifMatch = ifMatchVersions(request.headers['if-match'])
-      const item = await updateItem(app.domain, pn, request.body, ifMatch)
+      const item = await updateItem(actingFor(app, request), pn, request.body, ifMatch)
       return reply.header('ETag', versionTag(item.version)).send(item)
     },
   )
@@ -140,7 +141,7 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
     },
     async (request, reply) => {
       const ifMatch = ifMatchVersions(request.headers['if-match'])
-      const leftBehind = await deleteItem(app.domain, request.params.pn, ifMatch)
+      const leftBehind = await deleteItem(actingFor(app, request), request.params.pn, ifMatch)
       if (leftBehind.length > 0) {
         request.log.warn({ keys: leftBehind }, 'item deleted; storage kept some of its files')
       }

@@ -22,30 +22,16 @@ import {
 } from '../domain/revisions.js'
 import { parseByteRange } from './byteRange.js'
 import { multipartError } from './multipartError.js'
+import { Comment, Revision } from '../domain/schemas.js'
 import { ifMatchSchema, ifMatchVersions } from './ifMatch.js'
+import { actingFor } from './acting.js'
 import { ErrorBody, PartNumber, Properties, authErrors } from './schemas.js'
 
-const Comment = Type.String({ maxLength: 4096 })
 const RevisionBody = Type.Object(
   { comment: Type.Optional(Comment), properties: Type.Optional(Properties) },
   { additionalProperties: false },
 )
 const checkRevisionBody = Compile(RevisionBody)
-
-const RevisionFile = Type.Object({
-  name: Type.String(),
-  size: Type.Integer(),
-  sha256: Type.String(),
-  content_type: Type.String(),
-})
-const Revision = Type.Object({
-  part_number: Type.String(),
-  revision_number: Type.Integer(),
-  comment: Type.String(),
-  properties: Type.Record(Type.String(), Type.Unknown()),
-  file: Type.Union([RevisionFile, Type.Null()]),
-  created_at: Type.String(),
-})
 
 const ItemParams = Type.Object({ pn: PartNumber })
 const RevisionParams = Type.Object({
@@ -132,7 +118,7 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
       const stored: PendingRevision = pending
       // From here on completeRevision removes the file itself if the commit fails.
       pending = null
-      return await completeRevision(app.domain, stored, input, ifMatch)
+      return await completeRevision(actingFor(app, request), stored, input, ifMatch)
     } catch (err) {
       if (pending) await abandonRevision(app.domain, pending)
       throw multipartError(err)
@@ -208,7 +194,7 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
       // plugin reads them away for a bounded time, so that the client gets the answer.
       const revision = request.isMultipart()
         ? await multipartRevision(request, pn, ifMatch)
-        : await createRevision(app.domain, pn, request.body as RevisionInput, ifMatch)
+        : await createRevision(actingFor(app, request), pn, request.body as RevisionInput, ifMatch)
       return reply.code(201).send(revision)
     },
   )

@@ -1,21 +1,20 @@
 import { Type } from 'typebox'
-import { ErrorBody, Item, ItemType, PartNumber, Properties } from '../domain/schemas.js'
-import { ROLES } from '../domain/tokens.js'
+import {
+  ErrorBody,
+  Item,
+  ItemType,
+  Mode,
+  PartNumber,
+  Properties,
+  Role,
+  ServerMode,
+} from '../domain/schemas.js'
 
-export { ErrorBody, Item, ItemType, PartNumber, Properties }
+/** What routes share beyond the domain's entities: path parameters and the auth refusals. */
+
+export { ErrorBody, Item, ItemType, Mode, PartNumber, Properties, Role, ServerMode }
 
 export const PartNumberParams = Type.Object({ pn: PartNumber })
-
-export const Role = Type.Union(ROLES.map((r) => Type.Literal(r)))
-
-export const Mode = Type.Union([
-  Type.Literal('normal'),
-  Type.Literal('read-only'),
-  Type.Literal('degraded'),
-])
-
-/** What the probes report: the mode, or `shutting-down` while the server drains. */
-export const ServerMode = Type.Union([Mode, Type.Literal('shutting-down')])
 
 /** Error responses every authenticated route can give. */
 export const authErrors = { 401: ErrorBody, 403: ErrorBody }
