@@ -27,6 +27,7 @@ import bomRoutes from './routes/bom.js'
 import consoleRoutes from './routes/console.js'
 import eventRoutes from './routes/events.js'
 import healthRoutes from './routes/health.js'
+import historyRoutes from './routes/history.js'
 import importExportRoutes from './routes/importExport.js'
 import itemRoutes from './routes/items.js'
 import revisionRoutes from './routes/revisions.js'
@@ -127,6 +128,7 @@ export async function buildApp(
     await app.register(itemRoutes)
     await app.register(revisionRoutes, { maxFileSize: config.storage.max_file_size })
     await app.register(bomRoutes)
+    await app.register(historyRoutes)
     await app.register(importExportRoutes, {
       maxSize: config.import.max_size,
       timeoutMs: config.import.timeout,

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import { userInfo } from 'node:os'
 import { parseArgs } from 'node:util'
 import { loadConfig } from './config.js'
 import { migrate } from './db/migrations.js'
 import { openDatabase } from './db/openDatabase.js'
+import { cliActor } from './domain/context.js'
 import { AppError } from './domain/errors.js'
 import {
   ROLES,
@@ -23,6 +25,15 @@ embedded database can be opened by one process at a time: while the server runs,
 POST /api/admin/tokens instead.
 
 --expires-in takes a duration such as 3600s, 12h or 30d; without it the token never expires.`
+
+/** The OS user running the command; a container may have no passwd entry for it. */
+function osUser(): string {
+  try {
+    return userInfo().username
+  } catch {
+    return process.env.USER ?? `uid ${process.getuid?.() ?? '?'}`
+  }
+}
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -45,6 +56,8 @@ async function main(argv: string[]): Promise<number> {
   const db = await openDatabase(config.database, (err, context) =>
     process.stderr.write(`silod: ${context}: ${err.message}\n`),
   )
+  // Whoever runs the command line on the server's machine; there is no token to name.
+  const actor = cliActor(osUser())
   try {
     await migrate(db)
     if (action === 'create') {
@@ -61,7 +74,12 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`silod: ${err.message.replace('expires_in', '--expires-in')}\n`)
         return 2
       }
-      const created = await createToken(db, { name: values.name, role, expiresAt })
+      const created = await createToken(db, {
+        name: values.name,
+        role,
+        expiresAt,
+        createdBy: actor,
+      })
       const expiry = created.expires_at ? `, expires ${created.expires_at}` : ''
       process.stdout.write(
         `created ${created.role} token #${created.id} "${created.name}"${expiry} (shown only now):\n${created.token}\n`,
@@ -69,12 +87,13 @@ async function main(argv: string[]): Promise<number> {
     } else if (action === 'list') {
       for (const t of await listTokens(db)) {
         const expiry = t.expires_at ? `expires ${t.expires_at}` : 'never expires'
+        const by = t.created_by ? `by ${t.created_by.name}` : 'by ?'
         process.stdout.write(
-          `${t.id}\t${t.role}\t${t.prefix}…\t${t.created_at}\t${expiry}\t${t.name}\n`,
+          `${t.id}\t${t.role}\t${t.prefix}…\t${t.created_at}\t${by}\t${expiry}\t${t.name}\n`,
         )
       }
     } else if (action === 'revoke' && arg && /^[0-9]+$/.test(arg)) {
-      await revokeToken(db, Number(arg))
+      await revokeToken(db, Number(arg), actor)
       process.stdout.write(`revoked token #${arg}\n`)
     } else {
       process.stdout.write(`${USAGE}\n`)

@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import { hashToken } from '../src/domain/tokens.js'
 import authPlugin from '../src/plugins/auth.js'
-import { api, startServer, type TestServer } from './support/server.js'
+import { actorNamed, api, startServer, type TestServer } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
 
 /** Bearer tokens, roles per route group, query tokens, revocation, and secrets kept secret (README "Tokens", "Security"). */
@@ -297,6 +297,7 @@ describe('token lifecycle', () => {
       role: 'editor',
       prefix: created.token.slice(0, 10),
       created_at: expect.any(String),
+      created_by: actorNamed('test-admin'),
       expires_at: null,
       token: expect.stringMatching(/^silo_[A-Za-z0-9_-]{20,}$/),
     })
@@ -317,6 +318,7 @@ describe('token lifecycle', () => {
       role: 'editor',
       prefix: created.prefix,
       created_at: created.created_at,
+      created_by: actorNamed('test-admin'),
       expires_at: null,
     })
     for (const entry of list.body.tokens) expect(entry).not.toHaveProperty('token')

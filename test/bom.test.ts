@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Queryable } from '../src/db/database.js'
 import { addBomLine, BOM_LOCK, removeBomLine, updateBomLine } from '../src/domain/bom.js'
-import type { DomainContext } from '../src/domain/context.js'
+import type { ActingContext } from '../src/domain/context.js'
 import { createItem, type ItemType } from '../src/domain/items.js'
-import { api, startServer, type TestServer } from './support/server.js'
+import { actorNamed, asSystem, api, startServer, type TestServer } from './support/server.js'
 import { type SseClient, openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
@@ -41,7 +41,7 @@ beforeEach(async () => {
   const prefix = `T${testNumber}-`
   pn = (name) => `${prefix}${name}`
   for (const { name, ...seed } of SEEDS) {
-    await createItem(server.app.domain, { part_number: pn(name), ...seed })
+    await createItem(asSystem(server), { part_number: pn(name), ...seed })
   }
 })
 afterEach(() => {
@@ -81,7 +81,12 @@ async function expectOnlyBomEvent(
     {
       id: (before.events?.last as number) + 1,
       type: 'item.updated',
-      data: { part_number: pn(parent), bom },
+      data: {
+        part_number: pn(parent),
+        version: expect.any(Number),
+        actor: actorNamed('test-editor'),
+        bom,
+      },
     },
   ])
 }
@@ -193,17 +198,18 @@ describe('BOM round trip', () => {
     const screwLine = { part_number: pn('P-10'), quantity: 8, reference_designators: ['H1', 'H2'] }
     const washerLine = { part_number: pn('P-2'), quantity: 4, reference_designators: [] }
     const washer6 = { ...washerLine, quantity: 6 }
-    const bomAfter = (...lines: object[]) => ({
+    // A BOM change is a change of the parent: each raises its version
+    const bomAfter = (version: number, ...lines: object[]) => ({
       type: 'item.updated',
-      data: { part_number: pn('ASM-1'), bom: lines },
+      data: { part_number: pn('ASM-1'), version, actor: actorNamed('test-editor'), bom: lines },
     })
     expect(events.stored.map(({ type, data }) => ({ type, data }))).toEqual([
-      bomAfter(washerLine),
-      bomAfter(cableLine, washerLine),
-      bomAfter(cableLine, screwLine, washerLine),
-      bomAfter(cableLine, screwLine, washer6),
-      bomAfter(cable2, screwLine, washer6),
-      bomAfter(cable2, washer6),
+      bomAfter(2, washerLine),
+      bomAfter(3, cableLine, washerLine),
+      bomAfter(4, cableLine, screwLine, washerLine),
+      bomAfter(5, cableLine, screwLine, washer6),
+      bomAfter(6, cable2, screwLine, washer6),
+      bomAfter(7, cable2, washer6),
     ])
     expect(events.stored.map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6].map((n) => before + n))
     expect(await lastEventId()).toBe(before + 6)
@@ -386,8 +392,8 @@ describe('cycles', () => {
     // Write skew cannot be provoked on single-connection PGlite, so this checks the lock itself:
     // the first statement of every BOM transaction is pg_advisory_xact_lock(BOM_LOCK).
     const firstStatements: { sql: string; params: unknown[] | undefined }[] = []
-    const real = server.app.domain
-    const recording: DomainContext = {
+    const real = asSystem(server)
+    const recording: ActingContext = {
       ...real,
       db: {
         ...real.db,
@@ -718,7 +724,7 @@ describe('deleting items on BOMs', () => {
   it('names the first ten parents and counts the rest', async () => {
     const users = Array.from({ length: 12 }, (_, i) => `USR-${String(i + 1).padStart(2, '0')}`)
     for (const user of users) {
-      await createItem(server.app.domain, { part_number: pn(user), item_type: 'assembly' })
+      await createItem(asSystem(server), { part_number: pn(user), item_type: 'assembly' })
       await mustAdd(user, 'P-10')
     }
     const res = await api(server, 'DELETE', `/api/items/${pn('P-10')}`, { token: editor() })
@@ -756,9 +762,10 @@ describe('deleting items on BOMs', () => {
     expect(sub.status).toBe(204)
     // And the stream shows the two deletions only
     await events.waitForStoredCount(2)
+    const actor = actorNamed('test-editor')
     expect(events.stored.map((e) => [e.type, e.data])).toEqual([
-      ['item.deleted', { part_number: pn('ASM-1') }],
-      ['item.deleted', { part_number: pn('SUB-1') }],
+      ['item.deleted', { part_number: pn('ASM-1'), version: expect.any(Number), actor }],
+      ['item.deleted', { part_number: pn('SUB-1'), version: 1, actor }],
     ])
   })
 })

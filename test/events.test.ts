@@ -1,6 +1,8 @@
 import { connect } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
+  actorNamed,
+  asSystem,
   api,
   startServer,
   type TestServer,
@@ -75,14 +77,26 @@ describe('GET /api/events', () => {
     await api(server, 'PATCH', '/api/items/A-1', { token, body: { description: 'welded frame' } })
     await api(server, 'DELETE', '/api/items/A-1', { token })
     await client.waitForStoredCount(3)
+    const editor = actorNamed('test-editor')
     expect(client.stored).toEqual([
       {
         id: 1,
         type: 'item.created',
-        data: { part_number: 'A-1', description: 'frame', item_type: 'assembly', properties: {} },
+        data: {
+          part_number: 'A-1',
+          description: 'frame',
+          item_type: 'assembly',
+          properties: {},
+          version: 1,
+          actor: editor,
+        },
       },
-      { id: 2, type: 'item.updated', data: { part_number: 'A-1', description: 'welded frame' } },
-      { id: 3, type: 'item.deleted', data: { part_number: 'A-1' } },
+      {
+        id: 2,
+        type: 'item.updated',
+        data: { part_number: 'A-1', version: 2, actor: editor, description: 'welded frame' },
+      },
+      { id: 3, type: 'item.deleted', data: { part_number: 'A-1', version: 2, actor: editor } },
     ])
   })
 })
@@ -231,7 +245,7 @@ describe('slow consumers', () => {
   async function publish(n: number, prefix: string): Promise<void> {
     const { createItem } = await import('../src/domain/items.js')
     for (let i = 0; i < n; i++) {
-      await createItem(server.app.domain, {
+      await createItem(asSystem(server), {
         part_number: `${prefix}-${i}`,
         item_type: 'part',
         description,
@@ -250,7 +264,7 @@ describe('slow consumers', () => {
     for (let i = 0; i < 10_000; i += 8) {
       await Promise.all(
         Array.from({ length: 8 }, (_, k) =>
-          createItem(server.app.domain, {
+          createItem(asSystem(server), {
             part_number: `S-${i + k}`,
             item_type: 'part',
             description,

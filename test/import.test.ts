@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { csvLines, readCsv } from '../src/sheets/csv.js'
 import { ODS_MIME_TYPE, readOds, writeOds } from '../src/sheets/ods.js'
 import type { Cell } from '../src/sheets/sheet.js'
-import { api, startServer, type TestServer } from './support/server.js'
+import { actorNamed, api, startServer, type TestServer } from './support/server.js'
 import { openStream, closeStreams } from './support/sseClient.js'
 
 /**
@@ -642,6 +642,7 @@ describe('import events', () => {
     // consecutive ids, and the log holds exactly those
     await events.waitForStoredCount(3)
     const first = events.stored[0]?.id as number
+    const editor = actorNamed('test-editor')
     expect(events.stored).toEqual([
       {
         id: first,
@@ -651,6 +652,8 @@ describe('import events', () => {
           description: 'third',
           item_type: 'document',
           properties: { colour: 'blue' },
+          version: 1,
+          actor: editor,
         },
       },
       {
@@ -658,6 +661,8 @@ describe('import events', () => {
         type: 'item.updated',
         data: {
           part_number: 'E-4',
+          version: 2,
+          actor: editor,
           item_type: 'assembly',
           properties: { colour: 'green', size: 3 },
         },
@@ -665,7 +670,14 @@ describe('import events', () => {
       {
         id: first + 2,
         type: 'item.created',
-        data: { part_number: 'E-1', description: '', item_type: 'part', properties: {} },
+        data: {
+          part_number: 'E-1',
+          description: '',
+          item_type: 'part',
+          properties: {},
+          version: 1,
+          actor: editor,
+        },
       },
     ])
     expect((await storedEvents(s)).slice(-3)).toEqual(

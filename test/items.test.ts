@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createItem, ITEM_TYPES, type ItemType } from '../src/domain/items.js'
-import { api, startServer, type TestServer } from './support/server.js'
+import { actorNamed, asSystem, api, startServer, type TestServer } from './support/server.js'
 import { openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
@@ -70,8 +70,11 @@ describe('item round trip', () => {
       description: 'Mounting bracket',
       item_type: 'part',
       properties: { material: 'steel', mass_g: 120 },
+      version: 1,
       created_at: expect.any(String),
+      created_by: actorNamed('test-editor'),
       updated_at: expect.any(String),
+      updated_by: actorNamed('test-editor'),
     })
     expect(new Date(created.body.created_at).toISOString()).toBe(created.body.created_at)
     expect(created.body.updated_at).toBe(created.body.created_at)
@@ -93,6 +96,7 @@ describe('item round trip', () => {
       ...created.body,
       description: 'Welded bracket',
       properties: { finish: 'zinc' },
+      version: 2,
       updated_at: expect.any(String),
     })
     expect(Date.parse(patched.body.updated_at)).toBeGreaterThanOrEqual(
@@ -127,10 +131,16 @@ describe('item round trip', () => {
     // item.updated names exactly the fields that changed (item_type was sent but unchanged)
     expect(events.stored[1]?.data).toEqual({
       part_number: 'BRK-100',
+      version: 2,
+      actor: actorNamed('test-editor'),
       description: 'Welded bracket',
       properties: { finish: 'zinc' },
     })
-    expect(events.stored[2]?.data).toEqual({ part_number: 'BRK-100' })
+    expect(events.stored[2]?.data).toEqual({
+      part_number: 'BRK-100',
+      version: 2,
+      actor: actorNamed('test-editor'),
+    })
   })
 
   it.each([5_000, 10_000])(
@@ -262,7 +272,12 @@ describe('item round trip', () => {
       properties: { a: 1 },
     })
     const updated = await events.waitForEvent('item.updated')
-    expect(updated.data).toEqual({ part_number: 'DOC-3', item_type: 'drawing' })
+    expect(updated.data).toEqual({
+      part_number: 'DOC-3',
+      version: 2,
+      actor: actorNamed('test-editor'),
+      item_type: 'drawing',
+    })
   })
 })
 
@@ -292,7 +307,7 @@ describe('listing items', () => {
         item_type: ITEM_TYPES[i % ITEM_TYPES.length] as ItemType,
       })
     }
-    for (const seed of seeds) await createItem(server.app.domain, seed)
+    for (const seed of seeds) await createItem(asSystem(server), seed)
   })
   afterAll(async () => {
     await server?.close()
@@ -396,8 +411,8 @@ describe('listing items', () => {
     const seen: string[] = first.body.items.map((i: { part_number: string }) => i.part_number)
     const lastSeen = seen.at(-1) as string
     // When one item is created before the cursor and one after it
-    const before = await createItem(server.app.domain, { part_number: '0-000a', item_type: 'part' })
-    const after = await createItem(server.app.domain, { part_number: 'zzz-new', item_type: 'part' })
+    const before = await createItem(asSystem(server), { part_number: '0-000a', item_type: 'part' })
+    const after = await createItem(asSystem(server), { part_number: 'zzz-new', item_type: 'part' })
     expect(before.part_number < lastSeen && after.part_number > lastSeen).toBe(true)
     try {
       // Then the rest of the pages hold everything after the cursor, the new one included,
@@ -878,8 +893,8 @@ describe('listing 10,000 items', () => {
     const seen = await pages('&q=L-', 500, async (page) => {
       if (page !== 3) return
       // Behind the cursor (already passed) and ahead of it.
-      await createItem(server.app.domain, { part_number: 'L-00000a', item_type: 'part' })
-      await createItem(server.app.domain, { part_number: 'L-99999z', item_type: 'part' })
+      await createItem(asSystem(server), { part_number: 'L-00000a', item_type: 'part' })
+      await createItem(asSystem(server), { part_number: 'L-99999z', item_type: 'part' })
       await api(server, 'DELETE', '/api/items/L-09999', { token: server.tokens.editor })
     })
     const expected = [...seeded.map((s) => s.part_number), 'L-99999z']
@@ -894,7 +909,7 @@ describe('clients that always send Content-Type: application/json', () => {
   it('may DELETE with the header and no body; a POST without a body is still refused', async () => {
     const server = await startServer()
     try {
-      await createItem(server.app.domain, { part_number: 'CT-1', item_type: 'part' })
+      await createItem(asSystem(server), { part_number: 'CT-1', item_type: 'part' })
       const headers = { 'content-type': 'application/json' }
       const deleted = await api(server, 'DELETE', '/api/items/CT-1', {
         token: server.tokens.editor,

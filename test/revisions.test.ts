@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { type CuttingProxy, type S3Server, startCuttingProxy, startS3 } from './support/s3.js'
 import { eventually } from './support/eventually.js'
 import { multipartBody, postMultipart } from './support/multipart.js'
-import { api, startServer, type TestServer } from './support/server.js'
+import { actorNamed, api, startServer, type TestServer } from './support/server.js'
 import { openGreetedStream, closeStreams } from './support/sseClient.js'
 
 /**
@@ -113,9 +113,10 @@ describe('revisions without files', () => {
     expect(one.body).toEqual(first.body)
 
     await sse.waitFor((events) => events.filter((e) => e.type === 'revision.created').length === 2)
+    const editor = actorNamed('test-editor')
     expect(sse.events.filter((e) => e.type === 'revision.created').map((e) => e.data)).toEqual([
-      { part_number: 'P-1', revision_number: 1, comment: 'first cut' },
-      { part_number: 'P-1', revision_number: 2, comment: '' },
+      { part_number: 'P-1', revision_number: 1, comment: 'first cut', version: 2, actor: editor },
+      { part_number: 'P-1', revision_number: 2, comment: '', version: 3, actor: editor },
     ])
   })
 
@@ -208,6 +209,8 @@ describe('revisions with files on filesystem storage', () => {
       part_number: 'P-1',
       revision_number: 1,
       comment: 'with a file',
+      version: 2,
+      actor: actorNamed('test-editor'),
       file,
     })
 

@@ -103,6 +103,37 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
   },
   {
     version: 5,
+    name: 'item versions',
+    sql: `
+      -- Every change to an item adds one; If-Match compares against it (README, "API").
+      ALTER TABLE items ADD COLUMN version integer NOT NULL DEFAULT 1 CHECK (version > 0);
+    `,
+  },
+  {
+    version: 6,
+    name: 'who did what',
+    sql: `
+      -- An actor as the API shows it, {token_id, name}; NULL on rows from before this version.
+      ALTER TABLE items ADD COLUMN created_by jsonb;
+      ALTER TABLE items ADD COLUMN updated_by jsonb;
+      ALTER TABLE revisions ADD COLUMN created_by jsonb;
+      ALTER TABLE api_tokens ADD COLUMN created_by jsonb;
+
+      -- A revoked token's row is deleted (that is what ends its rights); who revoked it stays.
+      CREATE TABLE token_revocations (
+        token_id bigint NOT NULL,
+        name text NOT NULL,
+        role text NOT NULL,
+        revoked_by jsonb NOT NULL,
+        revoked_at timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- An item's history: its events, newest first.
+      CREATE INDEX events_part_number ON events (part_number, id);
+    `,
+  },
+  {
+    version: 7,
     name: 'browser sessions',
     // A session is a token's right handed to a browser as a cookie: only the cookie's hash is
     // stored, and revoking the token removes its sessions with it.

@@ -1,7 +1,9 @@
 import type { Queryable } from '../db/database.js'
 import { itemUpdated, type NewEvent } from '../events/catalogue.js'
-import { type DomainContext, mutate } from './context.js'
+import { type ActingContext, mutate } from './context.js'
+import type { Actor } from './schemas.js'
 import { AppError, conflict, notFound } from './errors.js'
+import { type IfMatch, requireVersion } from './items.js'
 
 /**
  * Serialises every BOM mutation (pg_advisory_xact_lock, released at commit). The cycle check
@@ -125,25 +127,36 @@ function cycleError(parent: string, child: string, cycle: string[]): AppError {
 
 /**
  * Takes the BOM lock, then the parent's row (so the parent cannot be deleted under the change);
- * 404 when the parent does not exist.
+ * 404 when the parent does not exist, 412 when its version is not one `ifMatch` accepts.
  */
-async function lockBom(tx: Queryable, parent: string): Promise<void> {
+async function lockBom(tx: Queryable, parent: string, ifMatch: IfMatch): Promise<void> {
   await tx.query('SELECT pg_advisory_xact_lock($1)', [BOM_LOCK])
-  await requireItem(tx, parent, 'FOR NO KEY UPDATE')
+  const { rows } = await tx.query<{ version: number }>(
+    'SELECT version FROM items WHERE part_number = $1 FOR NO KEY UPDATE',
+    [parent],
+  )
+  const row = rows[0]
+  if (!row) throw notFound(`item ${parent}`)
+  await requireVersion(tx, parent, Number(row.version), ifMatch)
 }
 
 /**
- * Records a change of the parent's BOM: bumps its updated_at and emits item.updated with its
- * whole BOM after the change.
+ * Records a change of the parent's BOM, which is a change of the parent: bumps its version and
+ * updated_at and emits item.updated with its whole BOM after the change.
  */
 async function bomChanged(
   tx: Queryable,
   parent: string,
+  actor: Actor,
   emit: (event: NewEvent) => void,
 ): Promise<void> {
-  await tx.query('UPDATE items SET updated_at = now() WHERE part_number = $1', [parent])
+  const { rows } = await tx.query<{ version: number }>(
+    `UPDATE items SET version = version + 1, updated_at = now(), updated_by = $2
+     WHERE part_number = $1 RETURNING version`,
+    [parent, JSON.stringify(actor)],
+  )
   const bom = (await readChildren(tx, parent)).map(toBomLine)
-  emit(itemUpdated(parent, { bom }))
+  emit(itemUpdated(parent, Number(rows[0]?.version), actor, { bom }))
 }
 
 const lineNotFound = (parent: string, child: string) =>
@@ -154,12 +167,13 @@ const lineNotFound = (parent: string, child: string) =>
  * on the BOM (409 conflict) and a line that would close a cycle (409 bom_cycle with the path).
  */
 export async function addBomLine(
-  ctx: DomainContext,
+  ctx: ActingContext,
   parent: string,
   line: NewBomLine,
+  ifMatch?: IfMatch,
 ): Promise<BomChild> {
   return mutate(ctx, async (tx, emit) => {
-    await lockBom(tx, parent)
+    await lockBom(tx, parent, ifMatch)
     const { child } = line
     if (child === parent) throw cycleError(parent, child, [parent, parent])
     // Key-share: the child cannot be deleted between this check and the commit.
@@ -176,7 +190,7 @@ export async function addBomLine(
        VALUES ($1, $2, $3, $4)`,
       [parent, child, line.quantity, line.reference_designators ?? []],
     )
-    await bomChanged(tx, parent, emit)
+    await bomChanged(tx, parent, ctx.actor, emit)
     return (await readChildren(tx, parent, child))[0] as BomChild
   })
 }
@@ -190,13 +204,14 @@ function sameDesignators(a: string[], b: string[]): boolean {
  * BOM). A change to the values the line already has writes nothing and emits nothing.
  */
 export async function updateBomLine(
-  ctx: DomainContext,
+  ctx: ActingContext,
   parent: string,
   child: string,
   patch: BomLinePatch,
+  ifMatch?: IfMatch,
 ): Promise<BomChild> {
   return mutate(ctx, async (tx, emit) => {
-    await lockBom(tx, parent)
+    await lockBom(tx, parent, ifMatch)
     const current = (await readChildren(tx, parent, child))[0]
     if (!current) throw lineNotFound(parent, child)
     const quantity = patch.quantity ?? current.quantity
@@ -212,24 +227,25 @@ export async function updateBomLine(
        WHERE parent = $1 AND child = $2`,
       [parent, child, quantity, designators],
     )
-    await bomChanged(tx, parent, emit)
+    await bomChanged(tx, parent, ctx.actor, emit)
     return { ...current, quantity, reference_designators: designators }
   })
 }
 
 /** Removes `child` from the BOM of `parent` (404 when it is not on it). */
 export async function removeBomLine(
-  ctx: DomainContext,
+  ctx: ActingContext,
   parent: string,
   child: string,
+  ifMatch?: IfMatch,
 ): Promise<void> {
   await mutate(ctx, async (tx, emit) => {
-    await lockBom(tx, parent)
+    await lockBom(tx, parent, ifMatch)
     const { rows } = await tx.query(
       'DELETE FROM bom_lines WHERE parent = $1 AND child = $2 RETURNING 1',
       [parent, child],
     )
     if (rows.length === 0) throw lineNotFound(parent, child)
-    await bomChanged(tx, parent, emit)
+    await bomChanged(tx, parent, ctx.actor, emit)
   })
 }

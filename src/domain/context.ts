@@ -2,6 +2,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { Database, Queryable } from '../db/database.js'
 import { appendEvents, type NewEvent, type StoredEvent } from '../events/eventLog.js'
 import type { ObjectStorage } from '../storage/objectStorage.js'
+import type { Actor } from './schemas.js'
 
 /** What domain functions work with: the database, file storage and the event fan-out. */
 export interface DomainContext {
@@ -9,6 +10,26 @@ export interface DomainContext {
   storage: ObjectStorage
   /** Called with the stored events after the transaction that appended them has committed. */
   eventsCommitted: (events: StoredEvent[]) => void
+}
+
+/**
+ * A domain context on behalf of someone: every change made through it records `actor`, on the
+ * rows it writes (created_by, updated_by) and in its events.
+ */
+export interface ActingContext extends DomainContext {
+  actor: Actor
+}
+
+/** The server acting on its own (start-up, sweeps). */
+export const SYSTEM_ACTOR: Actor = { token_id: null, name: 'system' }
+
+/** The command line, run by `user` on the server's machine. */
+export function cliActor(user: string): Actor {
+  return { token_id: null, name: `cli:${user}` }
+}
+
+export function actingAs(ctx: DomainContext, actor: Actor): ActingContext {
+  return { ...ctx, actor }
 }
 
 /**

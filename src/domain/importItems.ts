@@ -4,10 +4,11 @@ import { PG_UNIQUE_VIOLATION, pgErrorCode } from '../db/database.js'
 import { itemCreated, itemUpdated, type NewEvent } from '../events/catalogue.js'
 import type { Cell } from '../sheets/sheet.js'
 import type { SheetPool } from '../workers/sheetPool.js'
-import { type DomainContext, mutate } from './context.js'
+import { type ActingContext, mutate } from './context.js'
 import { AppError, conflict } from './errors.js'
 import { type CheckedImport, ImportErrors, type ImportRow, type SheetFormat } from './importRows.js'
 import { type ItemType, sameJson } from './items.js'
+import type { Actor } from './schemas.js'
 import { MAX_PROPERTIES } from './properties.js'
 
 /**
@@ -97,6 +98,8 @@ interface ExistingItem {
   description: string
   item_type: ItemType
   properties: Record<string, unknown>
+  /** For a row to write: the version the item will have. */
+  version: number
 }
 
 type Change = Partial<Pick<ExistingItem, 'description' | 'item_type' | 'properties'>>
@@ -116,11 +119,12 @@ async function existingItems(
   const existing = new Map<string, ExistingItem>()
   for (const slice of checked.partNumberSlices) {
     const { rows } = await db.query<ExistingItem>(
-      `SELECT part_number, description, item_type, properties FROM items
+      `SELECT part_number, description, item_type, properties, version FROM items
        WHERE part_number = ANY($1::text[])${lock ? ' ORDER BY part_number FOR UPDATE' : ''}`,
       [JSON.parse(slice) as string[]],
     )
-    for (const item of rows) existing.set(item.part_number, item)
+    for (const item of rows)
+      existing.set(item.part_number, { ...item, version: Number(item.version) })
     await slices.between()
   }
   return existing
@@ -128,6 +132,7 @@ async function existingItems(
 
 async function writeSlice(
   tx: Queryable,
+  actor: Actor,
   creates: ExistingItem[],
   updates: ExistingItem[],
 ): Promise<void> {
@@ -139,19 +144,20 @@ async function writeSlice(
   ]
   if (creates.length > 0) {
     await tx.query(
-      `INSERT INTO items (part_number, description, item_type, properties)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])`,
-      columns(creates),
+      `INSERT INTO items (part_number, description, item_type, properties, created_by, updated_by)
+       SELECT *, $5::jsonb, $5::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])`,
+      [...columns(creates), JSON.stringify(actor)],
     )
   }
   if (updates.length > 0) {
     await tx.query(
       `UPDATE items AS i SET description = u.description, item_type = u.item_type,
-         properties = u.properties, updated_at = now()
+         properties = u.properties, version = i.version + 1, updated_at = now(),
+         updated_by = $5::jsonb
        FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
          AS u (part_number, description, item_type, properties)
        WHERE i.part_number = u.part_number`,
-      columns(updates),
+      [...columns(updates), JSON.stringify(actor)],
     )
   }
 }
@@ -164,9 +170,15 @@ async function writeSlice(
 async function applyRows(
   db: Queryable,
   checked: CheckedImport,
-  options: { dryRun: boolean; slices: Slices; emit?: (event: NewEvent) => void },
+  options: {
+    dryRun: boolean
+    slices: Slices
+    /** Who imports; the events and the rows written record it. */
+    actor: Actor
+    emit?: (event: NewEvent) => void
+  },
 ): Promise<ImportResult> {
-  const { dryRun, slices, emit } = options
+  const { dryRun, slices, actor, emit } = options
   const existing = await existingItems(db, checked, !dryRun, slices)
   const result: ImportResult = { dry_run: dryRun, created: 0, updated: 0, unchanged: 0, items: [] }
   const errors = new ImportErrors()
@@ -194,12 +206,13 @@ async function applyRows(
         description: row.description,
         item_type: row.item_type,
         properties,
+        version: current ? current.version + 1 : 1,
       }
       let action: ImportAction
       if (!current) {
         action = 'created'
         creates.push(next)
-        emit?.(itemCreated(next))
+        emit?.(itemCreated(next, actor))
       } else {
         const changed: Change = {}
         if (!sameJson(next.description, current.description)) changed.description = next.description
@@ -208,14 +221,14 @@ async function applyRows(
         if (Object.keys(changed).length > 0) {
           action = 'updated'
           updates.push(next)
-          emit?.(itemUpdated(next.part_number, changed))
+          emit?.(itemUpdated(next.part_number, next.version, actor, changed))
         } else action = 'unchanged'
       }
       result[action]++
       result.items.push({ row: row.row, part_number: row.part_number, action })
     }
     // Once the file is rejected, nothing more is written; the transaction is rolled back.
-    if (!dryRun && errors.count === 0) await writeSlice(db, creates, updates)
+    if (!dryRun && errors.count === 0) await writeSlice(db, actor, creates, updates)
     await slices.between()
   }
   if (errors.count > 0) throw errors.rejection()
@@ -230,7 +243,7 @@ async function applyRows(
  * `import_timeout`. A dry run computes the same answer and writes nothing.
  */
 export async function importItems(
-  ctx: DomainContext,
+  ctx: ActingContext,
   pool: SheetPool,
   file: ImportFile,
   options: ImportOptions,
@@ -253,11 +266,12 @@ export async function importItems(
       if (Date.now() > deadline) throw importTimedOut(options.timeoutMs)
     },
   }
-  if (options.dryRun) return applyRows(ctx.db, checked, { dryRun: true, slices })
+  const { actor } = ctx
+  if (options.dryRun) return applyRows(ctx.db, checked, { dryRun: true, slices, actor })
   try {
     return await mutate(
       ctx,
-      (tx, emit) => applyRows(tx, checked, { dryRun: false, slices, emit }),
+      (tx, emit) => applyRows(tx, checked, { dryRun: false, slices, actor, emit }),
       slices,
     )
   } catch (err) {

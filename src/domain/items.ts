@@ -1,20 +1,13 @@
 import type { Queryable } from '../db/database.js'
 import { PG_UNIQUE_VIOLATION, pgErrorCode } from '../db/database.js'
-import { type DomainContext, mutate } from './context.js'
+import { type ActingContext, mutate } from './context.js'
 import { itemCreated, itemDeleted, itemUpdated } from '../events/catalogue.js'
 import { AppError, conflict, notFound } from './errors.js'
-import type { ItemType } from './schemas.js'
+import type { Item, ItemType } from './schemas.js'
 
 export { ITEM_TYPES, type ItemType } from './schemas.js'
 
-export interface Item {
-  part_number: string
-  description: string
-  item_type: ItemType
-  properties: Record<string, unknown>
-  created_at: string
-  updated_at: string
-}
+export type { Item } from './schemas.js'
 
 export interface NewItem {
   part_number: string
@@ -34,7 +27,8 @@ interface ItemRow extends Omit<Item, 'created_at' | 'updated_at'> {
   updated_at: Date | string
 }
 
-const COLUMNS = 'part_number, description, item_type, properties, created_at, updated_at'
+const COLUMNS = `part_number, description, item_type, properties, version, created_at,
+  created_by, updated_at, updated_by`
 
 function toItem(row: ItemRow): Item {
   return {
@@ -42,8 +36,11 @@ function toItem(row: ItemRow): Item {
     description: row.description,
     item_type: row.item_type,
     properties: row.properties,
+    version: Number(row.version),
     created_at: new Date(row.created_at).toISOString(),
+    created_by: row.created_by,
     updated_at: new Date(row.updated_at).toISOString(),
+    updated_by: row.updated_by,
   }
 }
 
@@ -61,21 +58,54 @@ export function getItem(db: Queryable, partNumber: string): Promise<Item> {
   return findItem(db, partNumber)
 }
 
-export async function createItem(ctx: DomainContext, input: NewItem): Promise<Item> {
+/**
+ * The versions a write may apply to, from the client's If-Match; undefined when it sent none
+ * (or `*`, which any existing item matches), so the write goes ahead as without a condition.
+ */
+export type IfMatch = readonly number[] | undefined
+
+/**
+ * Refuses a change (412, with the item as it is now) unless the item's `version` is one that
+ * `ifMatch` accepts. Called under the item's row lock, so the version cannot move meanwhile.
+ */
+export async function requireVersion(
+  tx: Queryable,
+  partNumber: string,
+  version: number,
+  ifMatch: IfMatch,
+): Promise<void> {
+  if (ifMatch === undefined || ifMatch.includes(version)) return
+  const current = await findItem(tx, partNumber)
+  throw new AppError(
+    412,
+    'precondition_failed',
+    `item ${partNumber} is at version ${current.version}, not ${ifMatch.join(' or ') || 'the one given'} (If-Match); nothing was changed`,
+    { ETag: versionTag(current.version) },
+    { current },
+  )
+}
+
+/** An item version as an HTTP entity tag. */
+export function versionTag(version: number): string {
+  return `"${version}"`
+}
+
+export async function createItem(ctx: ActingContext, input: NewItem): Promise<Item> {
   try {
     return await mutate(ctx, async (tx, emit) => {
       const { rows } = await tx.query<ItemRow>(
-        `INSERT INTO items (part_number, description, item_type, properties)
-         VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
+        `INSERT INTO items (part_number, description, item_type, properties, created_by, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING ${COLUMNS}`,
         [
           input.part_number,
           input.description ?? '',
           input.item_type,
           JSON.stringify(input.properties ?? {}),
+          JSON.stringify(ctx.actor),
         ],
       )
       const item = toItem(rows[0] as ItemRow)
-      emit(itemCreated(item))
+      emit(itemCreated(item, ctx.actor))
       return item
     })
   } catch (err) {
@@ -107,12 +137,14 @@ export function sameJson(a: unknown, b: unknown): boolean {
  * `item.updated` with exactly the fields whose value changed, and nothing when none did.
  */
 export async function updateItem(
-  ctx: DomainContext,
+  ctx: ActingContext,
   partNumber: string,
   patch: ItemPatch,
+  ifMatch?: IfMatch,
 ): Promise<Item> {
   return mutate(ctx, async (tx, emit) => {
     const current = await findItem(tx, partNumber, true)
+    await requireVersion(tx, partNumber, current.version, ifMatch)
     const changed: ItemPatch = {}
     if (patch.description !== undefined && patch.description !== current.description) {
       changed.description = patch.description
@@ -129,32 +161,39 @@ export async function updateItem(
          description = coalesce($2, description),
          item_type = coalesce($3, item_type),
          properties = coalesce($4::jsonb, properties),
-         updated_at = now()
+         version = version + 1,
+         updated_at = now(),
+         updated_by = $5
        WHERE part_number = $1 RETURNING ${COLUMNS}`,
       [
         partNumber,
         changed.description ?? null,
         changed.item_type ?? null,
         changed.properties === undefined ? null : JSON.stringify(changed.properties),
+        JSON.stringify(ctx.actor),
       ],
     )
-    emit(itemUpdated(partNumber, changed))
-    return toItem(rows[0] as ItemRow)
+    const item = toItem(rows[0] as ItemRow)
+    emit(itemUpdated(partNumber, item.version, ctx.actor, changed))
+    return item
   })
 }
 
 /**
- * Deletes an item with its revisions and its own BOM lines; refuses (409) while it is a child in
- * any BOM. The row lock comes first: adding a BOM line holds a key-share lock on its child, so
- * the check sees every line that could still stop the delete.
+ * Deletes an item with its revisions and its own BOM lines, then removes their files from
+ * storage; refuses (409) while it is a child in any BOM. The row lock comes first: adding a BOM
+ * line holds a key-share lock on its child, so the check sees every line that could still stop
+ * the delete. Returns the keys of files storage failed to remove (the item is gone all the
+ * same), for the caller to log.
  */
-/**
- * Deletes an item with its revisions, then removes their files from storage. Returns the keys
- * of files storage failed to remove (the item is gone all the same), for the caller to log.
- */
-export async function deleteItem(ctx: DomainContext, partNumber: string): Promise<string[]> {
+export async function deleteItem(
+  ctx: ActingContext,
+  partNumber: string,
+  ifMatch?: IfMatch,
+): Promise<string[]> {
   const fileKeys = await mutate(ctx, async (tx, emit) => {
-    await findItem(tx, partNumber, true)
+    const { version } = await findItem(tx, partNumber, true)
+    await requireVersion(tx, partNumber, version, ifMatch)
     // The message names the first few parents and counts the rest.
     const shown = 10
     const { rows: parents } = await tx.query<{ parent: string; total: number }>(
@@ -174,7 +213,7 @@ export async function deleteItem(ctx: DomainContext, partNumber: string): Promis
       [partNumber],
     )
     await tx.query('DELETE FROM items WHERE part_number = $1', [partNumber])
-    emit(itemDeleted(partNumber))
+    emit(itemDeleted(partNumber, version, ctx.actor))
     return files.map((f) => f.file_key)
   })
   const removals = await Promise.allSettled(fileKeys.map((key) => ctx.storage.remove(key)))

@@ -1,26 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { type Readable, Transform } from 'node:stream'
 import type { Queryable } from '../db/database.js'
-import { revisionCreated } from '../events/catalogue.js'
-import { type DomainContext, mutate } from './context.js'
+import { type NewEvent, revisionCreated } from '../events/catalogue.js'
+import { type ActingContext, type DomainContext, mutate } from './context.js'
+import type { Actor, Revision, RevisionFile } from './schemas.js'
 import { STAGING_PREFIX } from '../storage/objectStorage.js'
 import { AppError, notFound } from './errors.js'
+import { type IfMatch, requireVersion } from './items.js'
 
-export interface RevisionFile {
-  name: string
-  size: number
-  sha256: string
-  content_type: string
-}
-
-export interface Revision {
-  part_number: string
-  revision_number: number
-  comment: string
-  properties: Record<string, unknown>
-  file: RevisionFile | null
-  created_at: string
-}
+export type { Revision, RevisionFile } from './schemas.js'
 
 export interface RevisionInput {
   comment?: string
@@ -38,10 +26,11 @@ interface RevisionRow {
   file_sha256: string | null
   content_type: string | null
   created_at: Date | string
+  created_by: Actor | null
 }
 
 const COLUMNS = `part_number, revision_number, comment, properties, file_key, file_name,
-  file_size, file_sha256, content_type, created_at`
+  file_size, file_sha256, content_type, created_at, created_by`
 
 function toRevision(row: RevisionRow): Revision {
   return {
@@ -59,15 +48,19 @@ function toRevision(row: RevisionRow): Revision {
             content_type: row.content_type ?? 'application/octet-stream',
           },
     created_at: new Date(row.created_at).toISOString(),
+    created_by: row.created_by,
   }
 }
 
-async function assertItemExists(db: Queryable, partNumber: string, lock = false): Promise<void> {
-  const { rows } = await db.query(
-    `SELECT 1 FROM items WHERE part_number = $1${lock ? ' FOR UPDATE' : ''}`,
+/** The item's version; 404 when there is no such item. */
+async function assertItemExists(db: Queryable, partNumber: string, lock = false): Promise<number> {
+  const { rows } = await db.query<{ version: number }>(
+    `SELECT version FROM items WHERE part_number = $1${lock ? ' FOR UPDATE' : ''}`,
     [partNumber],
   )
-  if (rows.length === 0) throw notFound(`item ${partNumber}`)
+  const row = rows[0]
+  if (!row) throw notFound(`item ${partNumber}`)
+  return Number(row.version)
 }
 
 /** Every complete revision of an item, oldest first. */
@@ -102,8 +95,13 @@ export async function getRevision(db: Queryable, partNumber: string, n: number):
 // Numbers are taken under the item's row lock, so two writers never pick the same number; a
 // file's number is taken when its upload commits, so an upload that fails takes none. Pending
 // rows are counted too: older versions reserved numbers with them (see sweepStaleUploads).
-async function nextRevisionNumber(tx: Queryable, partNumber: string): Promise<number> {
-  await assertItemExists(tx, partNumber, true)
+async function nextRevisionNumber(
+  tx: Queryable,
+  partNumber: string,
+  ifMatch: IfMatch,
+): Promise<number> {
+  const version = await assertItemExists(tx, partNumber, true)
+  await requireVersion(tx, partNumber, version, ifMatch)
   const { rows } = await tx.query<{ n: number }>(
     'SELECT coalesce(max(revision_number), 0)::int + 1 AS n FROM revisions WHERE part_number = $1',
     [partNumber],
@@ -111,21 +109,38 @@ async function nextRevisionNumber(tx: Queryable, partNumber: string): Promise<nu
   return Number(rows[0]?.n)
 }
 
+/** A new revision is a change of its item: its version, updated_at and updated_by move on. */
+async function revisionAdded(tx: Queryable, revision: Revision, actor: Actor): Promise<NewEvent> {
+  const { rows } = await tx.query<{ version: number }>(
+    `UPDATE items SET version = version + 1, updated_at = now(), updated_by = $2
+     WHERE part_number = $1 RETURNING version`,
+    [revision.part_number, JSON.stringify(actor)],
+  )
+  return revisionCreated(revision, Number(rows[0]?.version), actor)
+}
+
 /** A revision without a file: metadata only. */
 export async function createRevision(
-  ctx: DomainContext,
+  ctx: ActingContext,
   partNumber: string,
   input: RevisionInput,
+  ifMatch?: IfMatch,
 ): Promise<Revision> {
   return mutate(ctx, async (tx, emit) => {
-    const n = await nextRevisionNumber(tx, partNumber)
+    const n = await nextRevisionNumber(tx, partNumber, ifMatch)
     const { rows } = await tx.query<RevisionRow>(
-      `INSERT INTO revisions (part_number, revision_number, comment, properties)
-       VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
-      [partNumber, n, input.comment ?? '', JSON.stringify(input.properties ?? {})],
+      `INSERT INTO revisions (part_number, revision_number, comment, properties, created_by)
+       VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
+      [
+        partNumber,
+        n,
+        input.comment ?? '',
+        JSON.stringify(input.properties ?? {}),
+        JSON.stringify(ctx.actor),
+      ],
     )
     const revision = toRevision(rows[0] as RevisionRow)
-    emit(revisionCreated(revision))
+    emit(await revisionAdded(tx, revision, ctx.actor))
     return revision
   })
 }
@@ -196,6 +211,7 @@ export async function storeRevisionFile(
   ctx: DomainContext,
   partNumber: string,
   upload: FileUpload,
+  ifMatch?: IfMatch,
 ): Promise<PendingRevision> {
   // Listening before anything is awaited: the body may fail (client gone, limit passed) while
   // the number is being reserved.
@@ -209,7 +225,9 @@ export async function storeRevisionFile(
     bodyError ??= err
     digest.destroy(err)
   })
-  await assertItemExists(ctx.db, partNumber)
+  // A stale If-Match is refused before any byte is stored; completeRevision checks it again,
+  // under the item's lock, when the upload is done.
+  await requireVersion(ctx.db, partNumber, await assertItemExists(ctx.db, partNumber), ifMatch)
   const stagingKey = `${STAGING_PREFIX}${randomUUID()}`
   try {
     if (bodyError !== undefined) throw bodyError
@@ -251,14 +269,15 @@ export async function storeRevisionFile(
  * point to a file that was removed, and a file without a revision is only wasted space.
  */
 export async function completeRevision(
-  ctx: DomainContext,
+  ctx: ActingContext,
   pending: PendingRevision,
   input: RevisionInput,
+  ifMatch?: IfMatch,
 ): Promise<Revision> {
   try {
     return await mutate(ctx, async (tx, emit) => {
       // A deleted item answers 404 here, as it would have before the upload.
-      const n = await nextRevisionNumber(tx, pending.partNumber)
+      const n = await nextRevisionNumber(tx, pending.partNumber, ifMatch)
       const key = fileKey(pending.partNumber, n, pending.file.name)
       try {
         await ctx.storage.move(pending.stagingKey, key)
@@ -268,8 +287,8 @@ export async function completeRevision(
       try {
         const { rows } = await tx.query<RevisionRow>(
           `INSERT INTO revisions (part_number, revision_number, comment, properties, file_key,
-             file_name, file_size, file_sha256, content_type)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+             file_name, file_size, file_sha256, content_type, created_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
           [
             pending.partNumber,
             n,
@@ -280,10 +299,11 @@ export async function completeRevision(
             pending.file.size,
             pending.file.sha256,
             pending.file.content_type,
+            JSON.stringify(ctx.actor),
           ],
         )
         const revision = toRevision(rows[0] as RevisionRow)
-        emit(revisionCreated(revision))
+        emit(await revisionAdded(tx, revision, ctx.actor))
         return revision
       } catch (err) {
         await ctx.storage.remove(key).catch(() => {})

@@ -6,13 +6,14 @@ import {
   PROPERTY_NAME_PATTERN,
   PROPERTY_NAME_RULE,
 } from './properties.js'
+import { MODES } from '../state/modeMachine.js'
 
 /**
  * silo's entities and their limits, each written once as a TypeBox schema with its static type.
  * Routes validate and answer with these, the sheet import checks its cells against the same
  * limits, and the event catalogue (src/events/catalogue.ts) builds its payloads from them. This
- * module imports nothing but TypeBox and the property rule, so that the catalogue can use it
- * without pulling in the domain's database code.
+ * module imports nothing but TypeBox, the property rule and the list of modes, so that the
+ * catalogue can use it without pulling in the domain's database code.
  */
 
 /**
@@ -50,6 +51,9 @@ export const PartNumber = Type.String({
 export const ItemType = literalUnion(ITEM_TYPES)
 export type ItemType = Static<typeof ItemType>
 
+/** An item's version: 1 when created, one more with every change (If-Match compares it). */
+export const Version = Type.Integer({ minimum: 1 })
+
 export const Description = Type.String({ maxLength: MAX_DESCRIPTION_LENGTH })
 
 /** Free-form properties; names as src/domain/properties.ts allows them on every route. */
@@ -63,6 +67,74 @@ export const Properties = Type.Record(Type.String(), Type.Unknown(), {
   description: `property names: ${PROPERTY_NAME_RULE}`,
 })
 export type Properties = Record<string, unknown>
+
+/** The server mode (README, "Modes and signals"). */
+export const Mode = literalUnion(MODES)
+
+/** What the probes and the stream report: the mode, or `shutting-down` while the server drains. */
+export const ServerMode = literalUnion([...MODES, 'shutting-down'])
+
+export const ROLES = ['viewer', 'editor', 'admin'] as const
+export const Role = literalUnion(ROLES)
+export type Role = Static<typeof Role>
+
+/** A moment, as the API writes it: ISO 8601 in UTC with milliseconds. */
+export const Timestamp = Type.String({ format: 'date-time' })
+
+/**
+ * Who caused a change: the token it was made with (`token_id`, and its name then), or, with
+ * `token_id` null, the server itself (`system`) or the command line (`cli:<os user>`).
+ */
+export const Actor = Type.Object(
+  {
+    token_id: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+    name: Type.String(),
+  },
+  { description: 'the token that made the change, or the server (system) or command line (cli)' },
+)
+export type Actor = Static<typeof Actor>
+
+/** Who made a row: null for rows made before silo recorded it. */
+const RecordedActor = Type.Union([Actor, Type.Null()])
+
+export const Item = Type.Object({
+  part_number: PartNumber,
+  description: Type.String(),
+  item_type: ItemType,
+  properties: Type.Record(Type.String(), Type.Unknown()),
+  version: Version,
+  created_at: Timestamp,
+  created_by: RecordedActor,
+  updated_at: Timestamp,
+  updated_by: RecordedActor,
+})
+export type Item = Static<typeof Item>
+
+/** A token as the admin API lists it; the secret itself is shown once, at creation. */
+export const TokenInfo = Type.Object({
+  id: Type.Integer({ minimum: 1 }),
+  name: Type.String(),
+  role: Role,
+  /** The secret's first 10 characters, to tell tokens apart. */
+  prefix: Type.String(),
+  created_at: Timestamp,
+  created_by: RecordedActor,
+  expires_at: Type.Union([Timestamp, Type.Null()]),
+})
+export type TokenInfo = Static<typeof TokenInfo>
+
+/** The one shape of every refusal (README, "Bad input"); some carry more fields. */
+export const ErrorBody = Type.Object({
+  error: Type.String({ description: 'a code, such as not_found or bad_request' }),
+  message: Type.String({ description: 'what was wrong, naming the field' }),
+})
+export type ErrorBody = Static<typeof ErrorBody>
+
+/** A stale If-Match: nothing was changed; `current` is the item as it is. */
+export const PreconditionFailed = Type.Object({
+  ...ErrorBody.properties,
+  current: Item,
+})
 
 /** Decimals allowed (2.5 m of cable); zero and negatives are not a quantity. */
 export const Quantity = Type.Number({ exclusiveMinimum: 0, maximum: 1e9 })
@@ -91,3 +163,15 @@ export const RevisionFile = Type.Object({
   content_type: Type.String(),
 })
 export type RevisionFile = Static<typeof RevisionFile>
+
+/** A revision never changes once made, so it records only who made it. */
+export const Revision = Type.Object({
+  part_number: PartNumber,
+  revision_number: Type.Integer({ minimum: 1 }),
+  comment: Type.String(),
+  properties: Type.Record(Type.String(), Type.Unknown()),
+  file: Type.Union([RevisionFile, Type.Null()]),
+  created_at: Timestamp,
+  created_by: RecordedActor,
+})
+export type Revision = Static<typeof Revision>

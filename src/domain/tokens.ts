@@ -2,9 +2,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import { ConfigError, parseDuration } from '../config.js'
 import type { Database, Queryable } from '../db/database.js'
 import { AppError, notFound } from './errors.js'
+import { SYSTEM_ACTOR } from './context.js'
+import type { Actor, Role, TokenInfo } from './schemas.js'
 
-export const ROLES = ['viewer', 'editor', 'admin'] as const
-export type Role = (typeof ROLES)[number]
+export { ROLES, type Role } from './schemas.js'
 
 const RANK: Record<Role, number> = { viewer: 1, editor: 2, admin: 3 }
 
@@ -25,13 +26,13 @@ export interface Principal {
   session?: { id: string; expiresAt: number }
 }
 
-export interface TokenInfo {
-  id: number
-  name: string
-  role: Role
-  prefix: string
-  created_at: string
-  expires_at: string | null
+export type { TokenInfo } from './schemas.js'
+
+/** Who a token's requests act as, in the rows and events they write. */
+export function tokenActor(principal: Principal | null): Actor {
+  // Only public routes run without a principal, and none of them writes.
+  if (!principal) throw new Error('a change was made without an authenticated token')
+  return { token_id: principal.tokenId, name: principal.name }
 }
 
 /** Tokens are 256 random bits; a fast hash is enough to make a stolen table useless. */
@@ -49,10 +50,11 @@ interface TokenRow {
   role: Role
   prefix: string
   created_at: Date | string
+  created_by: Actor | null
   expires_at: Date | string | null
 }
 
-const TOKEN_COLUMNS = 'id::float8 AS id, name, role, prefix, created_at, expires_at'
+const TOKEN_COLUMNS = 'id::float8 AS id, name, role, prefix, created_at, created_by, expires_at'
 
 function toInfo(row: TokenRow): TokenInfo {
   return {
@@ -61,6 +63,7 @@ function toInfo(row: TokenRow): TokenInfo {
     role: row.role,
     prefix: row.prefix,
     created_at: new Date(row.created_at).toISOString(),
+    created_by: row.created_by,
     expires_at: row.expires_at === null ? null : new Date(row.expires_at).toISOString(),
   }
 }
@@ -102,15 +105,18 @@ export function tokenExpiry(request: ExpiryRequest, now = Date.now()): Date | nu
   return new Date(at)
 }
 
-/** Creates a token; the secret is returned here once and stored only as its hash. */
+/**
+ * Creates a token; the secret is returned here once and stored only as its hash. `createdBy`
+ * is recorded with it (the server itself when not given: the first start's admin token).
+ */
 export async function createToken(
   db: Queryable,
-  input: { name: string; role: Role; expiresAt?: Date | null },
+  input: { name: string; role: Role; expiresAt?: Date | null; createdBy?: Actor },
 ): Promise<TokenInfo & { token: string }> {
   const token = generateToken()
   const { rows } = await db.query<TokenRow>(
-    `INSERT INTO api_tokens (name, role, token_hash, prefix, expires_at)
-     VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO api_tokens (name, role, token_hash, prefix, expires_at, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6)
      RETURNING ${TOKEN_COLUMNS}`,
     [
       input.name,
@@ -118,6 +124,7 @@ export async function createToken(
       hashToken(token),
       token.slice(0, 10),
       input.expiresAt?.toISOString() ?? null,
+      JSON.stringify(input.createdBy ?? SYSTEM_ACTOR),
     ],
   )
   return { ...toInfo(rows[0] as TokenRow), token }
@@ -128,8 +135,21 @@ export async function listTokens(db: Queryable): Promise<TokenInfo[]> {
   return rows.map(toInfo)
 }
 
-export async function revokeToken(db: Queryable, id: number): Promise<void> {
-  const { rows } = await db.query('DELETE FROM api_tokens WHERE id = $1 RETURNING id', [id])
+/**
+ * Revokes a token: its row goes (which is what ends its rights, on every replica), and who
+ * revoked it is kept in token_revocations, in the same statement.
+ */
+export async function revokeToken(
+  db: Queryable,
+  id: number,
+  revokedBy: Actor = SYSTEM_ACTOR,
+): Promise<void> {
+  const { rows } = await db.query(
+    `WITH revoked AS (DELETE FROM api_tokens WHERE id = $1 RETURNING id, name, role)
+     INSERT INTO token_revocations (token_id, name, role, revoked_by)
+     SELECT id, name, role, $2 FROM revoked RETURNING token_id`,
+    [id, JSON.stringify(revokedBy)],
+  )
   if (rows.length === 0) throw notFound(`token ${id}`)
 }
 

@@ -1,21 +1,26 @@
 import { type Static, type TSchema, Type } from 'typebox'
 import {
+  Actor,
   BomLine,
   Comment,
   Description,
   ItemType,
   literalUnion,
+  Mode,
   PartNumber,
   Properties,
   RevisionFile,
+  ServerMode,
+  Version,
 } from '../domain/schemas.js'
-import { MODES } from '../state/modeMachine.js'
 
 /**
- * Every event the stream sends, with its payload schema, written once. The domain emits stored
- * events only through the constructors below, the README's event table is checked against this
- * catalogue by a test, and the API description of `GET /api/events` is generated from it.
- * Clients must accept fields they do not know, so payload objects allow more than they list.
+ * Every event the stream sends, with its payload schema, written once. Every stored event
+ * carries `actor`, who caused it, and every event about an item the `version` it made. The
+ * domain emits stored events only through the constructors below, the README's event table is
+ * checked against this catalogue by a test, and the API description of `GET /api/events` is
+ * generated from it. Clients must accept fields they do not know, so payload objects allow more
+ * than they list.
  */
 
 export interface EventDefinition {
@@ -34,6 +39,8 @@ export const eventCatalogue = {
       description: Description,
       item_type: ItemType,
       properties: Properties,
+      version: Version,
+      actor: Actor,
     }),
   },
   'item.updated': {
@@ -43,6 +50,8 @@ export const eventCatalogue = {
       'whole BOM of the parent after a change of it.',
     data: Type.Object({
       part_number: PartNumber,
+      version: Version,
+      actor: Actor,
       description: Type.Optional(Description),
       item_type: Type.Optional(ItemType),
       properties: Type.Optional(Properties),
@@ -51,14 +60,19 @@ export const eventCatalogue = {
   },
   'item.deleted': {
     stored: true,
-    description: 'An item was deleted, with its revisions and its own BOM lines.',
-    data: Type.Object({ part_number: PartNumber }),
+    description:
+      'An item was deleted, with its revisions and its own BOM lines; `version` is the one it ' +
+      'had.',
+    data: Type.Object({ part_number: PartNumber, version: Version, actor: Actor }),
   },
   'revision.created': {
     stored: true,
-    description: 'A revision was made; `file` is there when it has one.',
+    description:
+      "A revision was made; `file` is there when it has one, `version` is the item's after it.",
     data: Type.Object({
       part_number: PartNumber,
+      version: Version,
+      actor: Actor,
       revision_number: Type.Integer({ minimum: 1 }),
       comment: Comment,
       file: Type.Optional(RevisionFile),
@@ -70,8 +84,8 @@ export const eventCatalogue = {
       'The server mode: first on every stream as `{mode}`, then `{mode, previous, reason}` on ' +
       'each change, and `{mode: "shutting-down"}` before the stream ends at shutdown.',
     data: Type.Object({
-      mode: literalUnion([...MODES, 'shutting-down']),
-      previous: Type.Optional(literalUnion(MODES)),
+      mode: ServerMode,
+      previous: Type.Optional(Mode),
       reason: Type.Optional(Type.String()),
     }),
   },
@@ -136,43 +150,56 @@ export interface ItemFields {
   description: string
   item_type: ItemType
   properties: Record<string, unknown>
+  version: number
 }
 
-export function itemCreated(item: ItemFields): NewEvent {
-  const { part_number, description, item_type, properties } = item
+export function itemCreated(item: ItemFields, actor: Actor): NewEvent {
+  const { part_number, description, item_type, properties, version } = item
   return {
     type: 'item.created',
     part_number,
-    data: { part_number, description, item_type, properties },
+    data: { part_number, description, item_type, properties, version, actor },
   }
 }
 
+/** `changed`: the fields whose value changed, or the parent's whole `bom`. */
 export function itemUpdated(
   partNumber: string,
-  changed: Omit<EventData<'item.updated'>, 'part_number'>,
+  version: number,
+  actor: Actor,
+  changed: Omit<EventData<'item.updated'>, 'part_number' | 'version' | 'actor'>,
 ): NewEvent {
   return {
     type: 'item.updated',
     part_number: partNumber,
-    data: { part_number: partNumber, ...changed },
+    data: { part_number: partNumber, version, actor, ...changed },
   }
 }
 
-export function itemDeleted(partNumber: string): NewEvent {
-  return { type: 'item.deleted', part_number: partNumber, data: { part_number: partNumber } }
+export function itemDeleted(partNumber: string, version: number, actor: Actor): NewEvent {
+  return {
+    type: 'item.deleted',
+    part_number: partNumber,
+    data: { part_number: partNumber, version, actor },
+  }
 }
 
-export function revisionCreated(revision: {
-  part_number: string
-  revision_number: number
-  comment: string
-  file: RevisionFile | null
-}): NewEvent {
+/** `version`: the item's, which the new revision has raised. */
+export function revisionCreated(
+  revision: {
+    part_number: string
+    revision_number: number
+    comment: string
+    file: RevisionFile | null
+  },
+  version: number,
+  actor: Actor,
+): NewEvent {
   const { part_number, revision_number, comment, file } = revision
   return {
     type: 'revision.created',
     part_number,
-    data: { part_number, revision_number, comment, ...(file ? { file } : {}) },
+    data: { part_number, revision_number, comment, version, actor, ...(file ? { file } : {}) },
   }
 }
 

@@ -2,8 +2,9 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { setFleetReadOnly } from '../domain/fleetSettings.js'
-import { createToken, listTokens, revokeToken, tokenExpiry } from '../domain/tokens.js'
-import { ErrorBody, Mode, Role, authErrors } from './schemas.js'
+import { Role, TokenInfo } from '../domain/schemas.js'
+import { createToken, listTokens, revokeToken, tokenActor, tokenExpiry } from '../domain/tokens.js'
+import { ErrorBody, Mode, authErrors } from './schemas.js'
 
 const ModeBody = Type.Object({
   mode: Mode,
@@ -12,15 +13,6 @@ const ModeBody = Type.Object({
   read_only_local: Type.Boolean(),
   read_only_fleet: Type.Boolean(),
   storage: Type.String(),
-})
-
-const TokenInfo = Type.Object({
-  id: Type.Integer(),
-  name: Type.String(),
-  role: Type.String(),
-  prefix: Type.String(),
-  created_at: Type.String(),
-  expires_at: Type.Union([Type.String(), Type.Null()]),
 })
 
 const adminRoutes: FastifyPluginAsync = async (plain) => {
@@ -95,7 +87,8 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
     async (request, reply) => {
       const { name, role } = request.body
       const expiresAt = tokenExpiry(request.body)
-      return reply.code(201).send(await createToken(app.db, { name, role, expiresAt }))
+      const createdBy = tokenActor(request.principal)
+      return reply.code(201).send(await createToken(app.db, { name, role, expiresAt, createdBy }))
     },
   )
 
@@ -110,7 +103,7 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
       },
     },
     async (request, reply) => {
-      await revokeToken(app.db, request.params.id)
+      await revokeToken(app.db, request.params.id, tokenActor(request.principal))
       // Here at once; other replicas find out on their next check of open streams' tokens.
       app.streamRights.end(request.params.id, 'token_revoked')
       return reply.code(204).send(null)

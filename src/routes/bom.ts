@@ -2,6 +2,8 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { addBomLine, getBom, removeBomLine, updateBomLine } from '../domain/bom.js'
+import { ifMatchSchema, ifMatchVersions } from './ifMatch.js'
+import { actingFor } from './acting.js'
 import { ErrorBody, PartNumber, PartNumberParams, authErrors } from './schemas.js'
 
 /** Decimals allowed (2.5 m of cable); zero and negatives are not a quantity. */
@@ -64,17 +66,27 @@ const bomRoutes: FastifyPluginAsync = async (plain) => {
           },
           { additionalProperties: false },
         ),
+        headers: ifMatchSchema.headers,
         response: {
           201: BomChild,
           400: ErrorBody,
           404: ErrorBody,
           409: BomConflict,
+          ...ifMatchSchema.response,
           ...authErrors,
         },
       },
     },
-    async (request, reply) =>
-      reply.code(201).send(await addBomLine(app.domain, request.params.pn, request.body)),
+    async (request, reply) => {
+      const ifMatch = ifMatchVersions(request.headers['if-match'])
+      const line = await addBomLine(
+        actingFor(app, request),
+        request.params.pn,
+        request.body,
+        ifMatch,
+      )
+      return reply.code(201).send(line)
+    },
   )
 
   app.put(
@@ -90,11 +102,21 @@ const bomRoutes: FastifyPluginAsync = async (plain) => {
           },
           { additionalProperties: false, minProperties: 1 },
         ),
-        response: { 200: BomChild, 400: ErrorBody, 404: ErrorBody, ...authErrors },
+        headers: ifMatchSchema.headers,
+        response: {
+          200: BomChild,
+          400: ErrorBody,
+          404: ErrorBody,
+          ...ifMatchSchema.response,
+          ...authErrors,
+        },
       },
     },
-    async (request) =>
-      updateBomLine(app.domain, request.params.pn, request.params.child, request.body),
+    async (request) => {
+      const { pn, child } = request.params
+      const ifMatch = ifMatchVersions(request.headers['if-match'])
+      return updateBomLine(actingFor(app, request), pn, child, request.body, ifMatch)
+    },
   )
 
   app.delete(
@@ -103,11 +125,19 @@ const bomRoutes: FastifyPluginAsync = async (plain) => {
       config: { role: 'editor' },
       schema: {
         params: BomLineParams,
-        response: { 204: Type.Null(), 400: ErrorBody, 404: ErrorBody, ...authErrors },
+        headers: ifMatchSchema.headers,
+        response: {
+          204: Type.Null(),
+          400: ErrorBody,
+          404: ErrorBody,
+          ...ifMatchSchema.response,
+          ...authErrors,
+        },
       },
     },
     async (request, reply) => {
-      await removeBomLine(app.domain, request.params.pn, request.params.child)
+      const ifMatch = ifMatchVersions(request.headers['if-match'])
+      await removeBomLine(actingFor(app, request), request.params.pn, request.params.child, ifMatch)
       return reply.code(204).send(null)
     },
   )

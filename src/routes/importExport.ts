@@ -8,6 +8,7 @@ import { importItems } from '../domain/importItems.js'
 import type { SheetFormat } from '../domain/importRows.js'
 import { ODS_MIME_TYPE } from '../sheets/ods.js'
 import { multipartError } from './multipartError.js'
+import { actingFor } from './acting.js'
 import { ErrorBody, authErrors } from './schemas.js'
 
 /** Media types each import takes as a raw body (besides multipart/form-data with a `file` part). */
@@ -139,7 +140,7 @@ const importExportRoutes: FastifyPluginAsync<{ maxSize: number; timeoutMs: numbe
       async (request) => {
         const bytes = await uploadedFile(request, format)
         return importItems(
-          app.domain,
+          actingFor(app, request),
           app.sheetPool,
           { format, bytes },
           { dryRun: request.query.dry_run, timeoutMs },

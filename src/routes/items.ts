@@ -1,7 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { createItem, deleteItem, getItem, listItems, updateItem } from '../domain/items.js'
+import {
+  createItem,
+  deleteItem,
+  getItem,
+  listItems,
+  updateItem,
+  versionTag,
+} from '../domain/items.js'
 import { Description } from '../domain/schemas.js'
 import {
   ErrorBody,
@@ -12,6 +19,8 @@ import {
   Properties,
   authErrors,
 } from './schemas.js'
+import { actingFor } from './acting.js'
+import { ifMatchSchema, ifMatchVersions } from './ifMatch.js'
 
 const itemRoutes: FastifyPluginAsync = async (plain) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>()
@@ -60,7 +69,10 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
         response: { 201: Item, 400: ErrorBody, 409: ErrorBody, ...authErrors },
       },
     },
-    async (request, reply) => reply.code(201).send(await createItem(app.domain, request.body)),
+    async (request, reply) => {
+      const item = await createItem(actingFor(app, request), request.body)
+      return reply.code(201).header('ETag', versionTag(item.version)).send(item)
+    },
   )
 
   app.get(
@@ -72,7 +84,10 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
         response: { 200: Item, 404: ErrorBody, ...authErrors },
       },
     },
-    async (request) => getItem(app.db, request.params.pn),
+    async (request, reply) => {
+      const item = await getItem(app.db, request.params.pn)
+      return reply.header('ETag', versionTag(item.version)).send(item)
+    },
   )
 
   app.patch(
@@ -89,10 +104,22 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
           },
           { additionalProperties: false, minProperties: 1 },
         ),
-        response: { 200: Item, 400: ErrorBody, 404: ErrorBody, ...authErrors },
+        headers: ifMatchSchema.headers,
+        response: {
+          200: Item,
+          400: ErrorBody,
+          404: ErrorBody,
+          ...ifMatchSchema.response,
+          ...authErrors,
+        },
       },
     },
-    async (request) => updateItem(app.domain, request.params.pn, request.body),
+    async (request, reply) => {
+      const { pn } = request.params
+      const ifMatch = ifMatchVersions(request.headers['if-match'])
+      const item = await updateItem(actingFor(app, request), pn, request.body, ifMatch)
+      return reply.header('ETag', versionTag(item.version)).send(item)
+    },
   )
 
   app.delete(
@@ -101,11 +128,20 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
       config: { role: 'editor' },
       schema: {
         params: PartNumberParams,
-        response: { 204: Type.Null(), 404: ErrorBody, ...authErrors },
+        headers: ifMatchSchema.headers,
+        response: {
+          204: Type.Null(),
+          400: ErrorBody,
+          404: ErrorBody,
+          409: ErrorBody,
+          ...ifMatchSchema.response,
+          ...authErrors,
+        },
       },
     },
     async (request, reply) => {
-      const leftBehind = await deleteItem(app.domain, request.params.pn)
+      const ifMatch = ifMatchVersions(request.headers['if-match'])
+      const leftBehind = await deleteItem(actingFor(app, request), request.params.pn, ifMatch)
       if (leftBehind.length > 0) {
         request.log.warn({ keys: leftBehind }, 'item deleted; storage kept some of its files')
       }

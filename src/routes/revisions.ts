@@ -6,6 +6,7 @@ import fresh from 'fresh'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { AppError } from '../domain/errors.js'
+import type { IfMatch } from '../domain/items.js'
 import { findValueProblem } from '../domain/jsonValues.js'
 import {
   type PendingRevision,
@@ -21,29 +22,16 @@ import {
 } from '../domain/revisions.js'
 import { parseByteRange } from './byteRange.js'
 import { multipartError } from './multipartError.js'
+import { Comment, Revision } from '../domain/schemas.js'
+import { ifMatchSchema, ifMatchVersions } from './ifMatch.js'
+import { actingFor } from './acting.js'
 import { ErrorBody, PartNumber, Properties, authErrors } from './schemas.js'
 
-const Comment = Type.String({ maxLength: 4096 })
 const RevisionBody = Type.Object(
   { comment: Type.Optional(Comment), properties: Type.Optional(Properties) },
   { additionalProperties: false },
 )
 const checkRevisionBody = Compile(RevisionBody)
-
-const RevisionFile = Type.Object({
-  name: Type.String(),
-  size: Type.Integer(),
-  sha256: Type.String(),
-  content_type: Type.String(),
-})
-const Revision = Type.Object({
-  part_number: Type.String(),
-  revision_number: Type.Integer(),
-  comment: Type.String(),
-  properties: Type.Record(Type.String(), Type.Unknown()),
-  file: Type.Union([RevisionFile, Type.Null()]),
-  created_at: Type.String(),
-})
 
 const ItemParams = Type.Object({ pn: PartNumber })
 const RevisionParams = Type.Object({
@@ -106,7 +94,7 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
    * part, which is streamed to storage as it arrives. Whatever fails after the file was stored
    * (a bad field after it, the client vanishing, the commit) removes it again.
    */
-  async function multipartRevision(request: FastifyRequest, pn: string) {
+  async function multipartRevision(request: FastifyRequest, pn: string, ifMatch: IfMatch) {
     requireStorage()
     const fields: Record<string, unknown> = {}
     let pending: PendingRevision | null = null
@@ -123,32 +111,32 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
         if (part.fieldname !== 'file') throw badRequest('the file part must be named file')
         // Fields sent before the file are checked before any byte is stored.
         validRevisionInput(fields)
-        pending = await storeFile(pn, part)
+        pending = await storeFile(pn, part, ifMatch)
       }
       if (!pending) throw badRequest('a multipart revision needs a file part')
       const input = validRevisionInput(fields)
       const stored: PendingRevision = pending
       // From here on completeRevision removes the file itself if the commit fails.
       pending = null
-      return await completeRevision(app.domain, stored, input)
+      return await completeRevision(actingFor(app, request), stored, input, ifMatch)
     } catch (err) {
       if (pending) await abandonRevision(app.domain, pending)
       throw multipartError(err)
     }
   }
 
-  async function storeFile(pn: string, part: MultipartFile): Promise<PendingRevision> {
+  async function storeFile(
+    pn: string,
+    part: MultipartFile,
+    ifMatch: IfMatch,
+  ): Promise<PendingRevision> {
     const filename = safeFilename(part.filename)
     const contentType = part.mimetype || 'application/octet-stream'
     if (!MEDIA_TYPE.test(contentType) || contentType.length > 255) {
       throw badRequest(`invalid content type for the file: ${contentType}`)
     }
-    return storeRevisionFile(app.domain, pn, {
-      filename,
-      contentType,
-      body: part.file,
-      maxSize: maxFileSize,
-    })
+    const upload = { filename, contentType, body: part.file, maxSize: maxFileSize }
+    return storeRevisionFile(app.domain, pn, upload, ifMatch)
   }
 
   app.get(
@@ -187,11 +175,13 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
         params: ItemParams,
         // JSON is validated here; multipart is read part by part in the handler.
         body: { content: { 'application/json': { schema: RevisionBody } } },
+        headers: ifMatchSchema.headers,
         response: {
           201: Revision,
           400: ErrorBody,
           404: ErrorBody,
           413: ErrorBody,
+          ...ifMatchSchema.response,
           503: ErrorBody,
           ...authErrors,
         },
@@ -199,11 +189,12 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
     },
     async (request, reply) => {
       const { pn } = request.params
+      const ifMatch = ifMatchVersions(request.headers['if-match'])
       // An upload refused part-way leaves unread bytes on the connection: the early-answers
       // plugin reads them away for a bounded time, so that the client gets the answer.
       const revision = request.isMultipart()
-        ? await multipartRevision(request, pn)
-        : await createRevision(app.domain, pn, request.body as RevisionInput)
+        ? await multipartRevision(request, pn, ifMatch)
+        : await createRevision(actingFor(app, request), pn, request.body as RevisionInput, ifMatch)
       return reply.code(201).send(revision)
     },
   )

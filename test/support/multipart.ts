@@ -29,11 +29,12 @@ export async function postMultipart(
   url: string,
   token: string,
   parts: FormPart[],
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; headers: Headers; body: any }> {
   const { body, contentType } = multipartBody(parts)
   const res = await fetch(url, {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': contentType },
+    headers: { ...headers, authorization: `Bearer ${token}`, 'content-type': contentType },
     body,
   })
   const text = await res.text()

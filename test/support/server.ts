@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
-import { inject } from 'vitest'
+import { expect, inject } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
+import { type ActingContext, actingAs, SYSTEM_ACTOR } from '../../src/domain/context.js'
 import { createToken } from '../../src/domain/tokens.js'
 import {
   createDatabaseFor,
@@ -115,6 +116,16 @@ export async function startServer(
       if (!options.keepData && !options.dataDir) removeDataDir(dataDir)
     },
   }
+}
+
+/** What a test token (`test-editor`, …) is recorded as, in events and on rows it writes. */
+export function actorNamed(name: string): unknown {
+  return { token_id: expect.any(Number), name }
+}
+
+/** The server's domain context acting as the server itself, for tests that seed data directly. */
+export function asSystem(server: { app: FastifyInstance }): ActingContext {
+  return actingAs(server.app.domain, SYSTEM_ACTOR)
 }
 
 /** JSON request against a test server; resolves with status, headers and parsed body. */
