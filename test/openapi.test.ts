@@ -160,6 +160,19 @@ describe('GET /api/openapi.json', () => {
     }
   })
 
+  it("describes an item's ETag and the If-Match its writes take", () => {
+    const item = doc.paths['/api/items/{pn}'] as Record<string, Operation>
+    expect(item.get?.responses[200]?.headers).toHaveProperty('ETag')
+    for (const method of ['patch', 'delete']) {
+      const op = item[method] as Operation
+      expect(
+        op.parameters?.map((p) => `${p.in} ${p.name}`),
+        method,
+      ).toContain('header if-match')
+      expect(op.responses[412], method).toBeDefined()
+    }
+  })
+
   it("describes the downloads' conditional headers and answers", () => {
     const download = doc.paths['/api/items/{pn}/revisions/{n}/file'].get as Operation
     const headers = download.parameters?.filter((p) => p.in === 'header').map((p) => p.name)

@@ -42,6 +42,19 @@ const attachment = (mediaType: string, filename: string): ResponseSchema => ({
 })
 
 export const operationExtras: Record<string, OperationExtras> = {
+  'GET /api/items/:pn': {
+    responses: {
+      200: {
+        headers: {
+          ETag: {
+            type: 'string',
+            description:
+              'The item\'s version as `"<version>"`: send it back as `If-Match` on a write.',
+          },
+        },
+      },
+    },
+  },
   'GET /api/items/:pn/revisions/:n/file': {
     requestHeaders: {
       'If-None-Match': {
