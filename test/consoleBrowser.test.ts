@@ -189,6 +189,45 @@ describe.skipIf(chromiumMissing)('the web console', () => {
     await shot(page, 'bom-cycle')
   })
 
+  it('shows a stale edit as a conflict naming who changed the item, and reloads it on request', async () => {
+    // Given Alice editing an item's description
+    const bob = await newToken('editor')
+    const alice = await signedIn((await newToken('editor')).token)
+    expect(
+      (
+        await call('POST', '/api/items', bob.token, {
+          part_number: 'STALE-1',
+          item_type: 'part',
+          description: 'v1',
+        })
+      ).status,
+    ).toBe(201)
+    await alice.goto(`${url}/#/items/STALE-1`)
+    await alice.getByRole('heading', { name: 'STALE-1' }).waitFor()
+    await alice.getByLabel('Description').fill('Alice was here')
+
+    // When Bob changes it meanwhile, and Alice saves
+    expect(
+      (await call('PATCH', '/api/items/STALE-1', bob.token, { description: 'Bob was first' }))
+        .status,
+    ).toBe(200)
+    await poll(() => alice.locator('.meta').textContent()).toContain('version 2')
+    await alice.getByRole('button', { name: 'Save' }).click()
+
+    // Then her change is refused, the page says Bob changed it, and nothing of hers was stored
+    const conflict = alice.getByTestId('conflict')
+    await poll(() => conflict.textContent()).toContain(bob.name)
+    await shot(alice, 'conflict')
+    expect((await call('GET', '/api/items/STALE-1', bob.token)).body.description).toBe(
+      'Bob was first',
+    )
+    await alice.getByRole('button', { name: 'Reload the item' }).click()
+    expect(await alice.getByLabel('Description').inputValue()).toBe('Bob was first')
+    // And the history lists both changes with who made them
+    await poll(() => alice.locator('.history li').count()).toBe(2)
+    expect(await alice.locator('.history li').first().textContent()).toContain(bob.name)
+  })
+
   it('shows read-only after SIGUSR1 with every write control disabled, and writable again after the next', async () => {
     const page = await signedIn((await newToken('editor')).token)
     const create = page.getByRole('button', { name: 'New item' })

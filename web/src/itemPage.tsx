@@ -352,6 +352,12 @@ function Bom({
   )
 }
 
+/** What an event says beyond whom it is about, by whom and which version (shown beside). */
+function changedFields(data: Record<string, unknown>): Record<string, unknown> {
+  const { part_number: _pn, actor: _actor, version: _version, ...rest } = data
+  return rest
+}
+
 function History({ entries }: { entries: HistoryEntry[] }) {
   return (
     <section aria-labelledby="history-heading">
@@ -359,8 +365,10 @@ function History({ entries }: { entries: HistoryEntry[] }) {
       <ol class="history">
         {entries.map((e) => (
           <li key={e.id}>
-            <span class="event-type">{e.type}</span> by {actorName(e.actor)}, {time(e.created_at)}
-            <code>{JSON.stringify(e.data)}</code>
+            <span class="event-type">{e.type}</span>
+            {typeof e.data.version === 'number' && ` (version ${e.data.version})`} by{' '}
+            {actorName(e.actor)}, {time(e.created_at)}
+            <code>{JSON.stringify(changedFields(e.data))}</code>
           </li>
         ))}
       </ol>
@@ -376,6 +384,8 @@ export function ItemPage({ partNumber }: { partNumber: string }) {
   const [history, setHistory] = useState<HistoryEntry[]>([])
   const [gone, setGone] = useState<string | null>(null)
   const [conflict, setConflict] = useState<Conflict | null>(null)
+  // A new key starts the fields over from the item: after a conflict, only when asked.
+  const [fieldsKey, setFieldsKey] = useState(0)
   const path = `/api/items/${pn(partNumber)}`
 
   const reload = async () => {
@@ -458,18 +468,14 @@ export function ItemPage({ partNumber }: { partNumber: string }) {
             onClick={() => {
               setConflict(null)
               setItem(conflict.current)
+              setFieldsKey((k) => k + 1)
             }}
           >
             Reload the item
           </button>
         </div>
       )}
-      <ItemFields
-        key={conflict ? 'stale' : 'fresh'}
-        item={item}
-        onSaved={setItem}
-        onConflict={setConflict}
-      />
+      <ItemFields key={fieldsKey} item={item} onSaved={setItem} onConflict={setConflict} />
       <button type="button" class="danger" onClick={remove} disabled={!canWrite.value}>
         Delete item
       </button>
