@@ -354,8 +354,8 @@ function Bom({
 
 /** What an event says beyond whom it is about, by whom and which version (shown beside). */
 function changedFields(data: Record<string, unknown>): Record<string, unknown> {
-  const { part_number: _pn, actor: _actor, version: _version, ...rest } = data
-  return rest
+  const shownBeside = new Set(['part_number', 'actor', 'version'])
+  return Object.fromEntries(Object.entries(data).filter(([key]) => !shownBeside.has(key)))
 }
 
 function History({ entries }: { entries: HistoryEntry[] }) {
