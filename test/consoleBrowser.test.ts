@@ -324,6 +324,30 @@ describe.skipIf(chromiumMissing)('the web console', () => {
     await poll(() => page.getByTestId('import-result').textContent()).toContain('Created 1')
   })
 
+  it('lets an admin make a token (its secret shown once), switch the fleet read-only and back, and see readiness', async () => {
+    const page = await signedIn(admin)
+    await page.getByRole('link', { name: 'Admin' }).click()
+    await poll(() => page.getByTestId('ready').textContent()).toContain('ok')
+
+    await page.getByLabel('Name').fill('made-in-console')
+    await page.getByLabel('Role').selectOption('viewer')
+    await page.getByRole('button', { name: 'Create token' }).click()
+    const shown = page.getByTestId('new-secret').locator('code')
+    await poll(() => shown.textContent()).toMatch(/^silo_/)
+    const secret = (await shown.textContent()) as string
+    // The secret works, and is not shown again
+    expect((await call('GET', '/api/items', secret)).status).toBe(200)
+    await page.getByRole('button', { name: 'I have copied it' }).click()
+    expect(await page.getByTestId('new-secret').count()).toBe(0)
+    expect(await page.getByRole('button', { name: 'Revoke made-in-console' }).count()).toBe(1)
+
+    await page.getByRole('button', { name: 'Make the fleet read-only' }).click()
+    await poll(() => page.getByTestId('mode').textContent()).toBe('read-only')
+    await page.getByRole('button', { name: 'Make the fleet writable' }).click()
+    await poll(() => page.getByTestId('mode').textContent()).toBe('normal')
+    await shot(page, 'admin')
+  })
+
   it('can be used with the keyboard alone and fits a 390-pixel phone', async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } })
     contexts.push(context)
