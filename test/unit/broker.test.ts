@@ -43,6 +43,18 @@ class RecordingSink extends Writable {
   }
 }
 
+/** Holds every read of `log` until `release`; `readAfter` is the log's own, to put back. */
+function holdReads(log: MemoryLog): { release: () => void; readAfter: MemoryLog['readAfter'] } {
+  let release = () => {}
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const readAfter = log.readAfter.bind(log)
+  log.readAfter = async (afterId, upToId, limit) => {
+    await gate
+    return readAfter(afterId, upToId, limit)
+  }
+  return { release: () => release(), readAfter }
+}
+
 const brokers: Broker[] = []
 async function brokerOn(log: MemoryLog, windowSize = 64): Promise<Broker> {
   const broker = new Broker({
@@ -446,13 +458,7 @@ describe('Broker observer', () => {
     const log = new MemoryLog()
     const broker = await brokerOn(log)
     // A read of the log that has not come back yet (events another commit made visible).
-    let release = () => {}
-    const gate = new Promise<void>((resolve) => (release = resolve))
-    const readAfter = log.readAfter.bind(log)
-    log.readAfter = async (afterId, upToId, limit) => {
-      await gate
-      return readAfter(afterId, upToId, limit)
-    }
+    const { release, readAfter } = holdReads(log)
     log.append(2)
     const reading = broker.eventsCommitted()
     // A commit answered meanwhile goes through that read.
@@ -471,13 +477,7 @@ describe('Broker observer', () => {
   it('delivers what a client changes after its greeting, even while commits are being read in', async () => {
     const log = new MemoryLog()
     const broker = await brokerOn(log)
-    let release = () => {}
-    const gate = new Promise<void>((resolve) => (release = resolve))
-    const readAfter = log.readAfter.bind(log)
-    log.readAfter = async (afterId, upToId, limit) => {
-      await gate
-      return readAfter(afterId, upToId, limit)
-    }
+    const { release, readAfter } = holdReads(log)
     log.append(2)
     const reading = broker.eventsCommitted()
     const sink = new RecordingSink()

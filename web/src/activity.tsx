@@ -1,6 +1,6 @@
-import { useEffect, useState } from 'preact/hooks'
-import { listen } from './live.ts'
+import { signal } from '@preact/signals'
 import type { StoredEvent } from './eventStream.ts'
+import { listen } from './live.ts'
 import { itemHref } from './route.ts'
 
 const KEEP = 200
@@ -9,25 +9,26 @@ interface Seen extends StoredEvent {
   at: string
 }
 
-const feed: Seen[] = []
+/**
+ * Recent events as they arrive, kept while the page is open whichever view shows. A signal, so
+ * the feed re-renders for an event that arrives before the page has finished mounting too.
+ */
+const feed = signal<readonly Seen[]>([])
 
-/** Recent events as they arrive; kept while the page is open, whichever view shows. */
 listen({
   event: (event) => {
-    feed.unshift({ ...event, at: new Date().toISOString() })
-    feed.length = Math.min(feed.length, KEEP)
+    feed.value = [{ ...event, at: new Date().toISOString() }, ...feed.value].slice(0, KEEP)
   },
 })
 
 export function ActivityPage() {
-  const [, setTick] = useState(0)
-  useEffect(() => listen({ event: () => setTick((t) => t + 1) }), [])
+  const seen = feed.value
   return (
     <section aria-labelledby="activity-heading">
       <h2 id="activity-heading">Activity</h2>
-      {feed.length === 0 && <p>No changes since this page opened.</p>}
+      {seen.length === 0 && <p>No changes since this page opened.</p>}
       <ol class="activity" data-testid="activity">
-        {feed.map((e) => {
+        {seen.map((e) => {
           const partNumber = typeof e.data.part_number === 'string' ? e.data.part_number : null
           const actor = (e.data.actor as { name?: string } | undefined)?.name
           return (

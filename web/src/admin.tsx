@@ -1,3 +1,4 @@
+import { ErrorText } from './errorText.tsx'
 import { useEffect, useState } from 'preact/hooks'
 import { api } from './api.ts'
 import { messageOf } from './fieldError.ts'
@@ -73,11 +74,7 @@ function Tokens() {
           </button>
         </p>
       )}
-      {error && (
-        <p class="field-error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText message={error} />
       <table>
         <thead>
           <tr>
@@ -190,11 +187,7 @@ export function AdminPage() {
           {readOnly ? 'Make the fleet writable' : 'Make the fleet read-only'}
         </button>
       </p>
-      {error && (
-        <p class="field-error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText message={error} />
       <Readiness />
       <Tokens />
     </section>

@@ -1,3 +1,4 @@
+import { ErrorText } from './errorText.tsx'
 import { useState } from 'preact/hooks'
 import { ApiError, request } from './api.ts'
 import { messageOf } from './fieldError.ts'
@@ -84,11 +85,7 @@ export function ImportPage() {
           {busy === 'checking' ? 'Checking…' : 'Applying…'}
         </p>
       )}
-      {error && (
-        <p class="field-error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText message={error} />
       {bad.length > 0 && (
         <table data-testid="bad-cells">
           <caption>Bad cells: nothing was written</caption>

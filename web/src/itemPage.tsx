@@ -1,3 +1,4 @@
+import { ErrorText } from './errorText.tsx'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, ApiError, pn, request, upload } from './api.ts'
 import { fieldOf, messageOf } from './fieldError.ts'
@@ -71,12 +72,9 @@ function ItemFields({
       })
     }
   }
-  const fieldError = (field: string) =>
-    error?.field === field && (
-      <p class="field-error" role="alert">
-        {error.message}
-      </p>
-    )
+  const fieldError = (field: string) => (
+    <ErrorText message={error?.field === field && error.message} />
+  )
   return (
     <form onSubmit={save} aria-label="Item fields" class="fields">
       <label for="description">Description</label>
@@ -117,11 +115,7 @@ function ItemFields({
         }}
       />
       {fieldError('properties')}
-      {error && error.field === null && (
-        <p class="field-error" role="alert">
-          {error.message}
-        </p>
-      )}
+      <ErrorText message={error && error.field === null && error.message} />
       <button type="submit" disabled={!canWrite.value || !editing}>
         Save
       </button>
@@ -225,11 +219,7 @@ function Revisions({
           onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)}
         />
         {progress !== null && <progress value={progress} max={1} aria-label="Upload progress" />}
-        {error && (
-          <p class="field-error" role="alert">
-            {error}
-          </p>
-        )}
+        <ErrorText message={error} />
         <button
           type="submit"
           disabled={!canWrite.value || (file !== null && !canUseFiles.value) || progress !== null}
@@ -339,11 +329,7 @@ function Bom({
           onInput={(e) => setLine({ ...line, quantity: e.currentTarget.value })}
           disabled={!canWrite.value}
         />
-        {error && (
-          <p class="field-error" role="alert" data-testid="bom-error">
-            {error.message}
-          </p>
-        )}
+        <ErrorText message={error && error.message} testId="bom-error" />
         <button type="submit" disabled={!canWrite.value}>
           Add
         </button>

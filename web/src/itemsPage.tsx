@@ -1,3 +1,4 @@
+import { ErrorText } from './errorText.tsx'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, ApiError } from './api.ts'
 import { fieldOf, messageOf } from './fieldError.ts'
@@ -48,12 +49,9 @@ function CreateItem({ onCreated }: { onCreated: (item: ListedItem) => void }) {
       })
     }
   }
-  const fieldError = (field: string) =>
-    error?.field === field && (
-      <p id={`new-${field}-error`} class="field-error" role="alert">
-        {error.message}
-      </p>
-    )
+  const fieldError = (field: string) => (
+    <ErrorText message={error?.field === field && error.message} id={`new-${field}-error`} />
+  )
   return (
     <form class="create" onSubmit={submit} aria-label="New item">
       <label for="new-part_number">Part number</label>
@@ -82,11 +80,7 @@ function CreateItem({ onCreated }: { onCreated: (item: ListedItem) => void }) {
         ))}
       </select>
       {fieldError('item_type')}
-      {error && error.field === null && (
-        <p class="field-error" role="alert">
-          {error.message}
-        </p>
-      )}
+      <ErrorText message={error && error.field === null && error.message} />
       <button type="submit" disabled={!canWrite.value}>
         Create
       </button>
@@ -196,11 +190,7 @@ export function ItemsPage() {
         </select>
         <CreateItem onCreated={(item) => highlights.mark(item.part_number)} />
       </div>
-      {error && (
-        <p class="field-error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText message={error} />
       <table class="items" aria-busy={loading}>
         <thead>
           <tr>

@@ -1,3 +1,4 @@
+import { ErrorText } from './errorText.tsx'
 import { useState } from 'preact/hooks'
 import { api, ApiError } from './api.ts'
 import { type Session, session, signedOutReason } from './live.ts'
@@ -43,11 +44,7 @@ export function SignIn() {
           aria-describedby={error ? 'token-error' : undefined}
           required
         />
-        {error && (
-          <p id="token-error" class="field-error" role="alert">
-            {error}
-          </p>
-        )}
+        <ErrorText message={error} id="token-error" />
         <button type="submit" disabled={busy}>
           Sign in
         </button>
