@@ -467,9 +467,11 @@ describe('listing items', () => {
 describe('bad input (README "Bad input")', () => {
   let server: Server
   const SEED = { part_number: 'SEED-1', description: 'the seed', item_type: 'part' }
+  const BODY_LIMIT = 256 * 1024
 
   beforeAll(async () => {
-    server = await startServer({ overrides: { server: { body_limit: 2048 } } })
+    // Room for a property value longer than a sheet cell, well below the default 1 MiB.
+    server = await startServer({ overrides: { server: { body_limit: BODY_LIMIT } } })
     const res = await api(server, 'POST', '/api/items', { token: server.tokens.editor, body: SEED })
     expect(res.status).toBe(201)
   })
@@ -615,7 +617,7 @@ describe('bad input (README "Bad input")', () => {
       name: 'an oversized create body',
       method: 'POST',
       path: '/api/items',
-      body: { part_number: 'NEW-1', item_type: 'part', description: 'x'.repeat(3000) },
+      body: { part_number: 'NEW-1', item_type: 'part', description: 'x'.repeat(BODY_LIMIT) },
       status: 413,
       error: 'payload_too_large',
     },
@@ -623,7 +625,7 @@ describe('bad input (README "Bad input")', () => {
       name: 'an oversized update body',
       method: 'PATCH',
       path: '/api/items/SEED-1',
-      body: { properties: { blob: 'x'.repeat(3000) } },
+      body: { properties: { blob: 'x'.repeat(BODY_LIMIT) } },
       status: 413,
       error: 'payload_too_large',
     },
@@ -744,6 +746,24 @@ describe('bad input (README "Bad input")', () => {
       body: { part_number: 'NEW-1', item_type: 'part', properties: { a: nested(40) } },
       status: 400,
       message: 'nests deeper than 32 levels',
+    },
+    {
+      name: 'a text property value longer than a sheet cell (65,536 characters)',
+      method: 'POST',
+      path: '/api/items',
+      body: { part_number: 'NEW-1', item_type: 'part', properties: { notes: 'x'.repeat(65_537) } },
+      status: 400,
+      error: 'bad_request',
+      message: 'body/properties/notes is longer than 65536 characters',
+    },
+    {
+      name: 'a property value whose JSON text is longer than a sheet cell',
+      method: 'PATCH',
+      path: '/api/items/SEED-1',
+      body: { properties: { ok: 1, points: Array(20_000).fill(1234) } },
+      status: 400,
+      error: 'bad_request',
+      message: 'body/properties/points is longer than 65536 characters as JSON text',
     },
     {
       name: 'a property name longer than 128 characters',

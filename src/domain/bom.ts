@@ -1,7 +1,9 @@
 import type { Queryable } from '../db/database.js'
 import { itemUpdated, type NewEvent } from '../events/catalogue.js'
 import { type ActingContext, mutate } from './context.js'
-import type { Actor } from './schemas.js'
+import type { Actor, Bom, BomChild, BomLine, BomLinePatch, NewBomLine } from './schemas.js'
+
+export type { Bom, BomChild, BomLine, BomLinePatch, NewBomLine } from './schemas.js'
 import { AppError, conflict, notFound } from './errors.js'
 import { type IfMatch, requireVersion } from './items.js'
 
@@ -14,35 +16,6 @@ import { type IfMatch, requireVersion } from './items.js'
  * pruning (events/eventLog.ts), 5113 BOM mutations (here).
  */
 export const BOM_LOCK = 5113
-
-/** One line of a parent's BOM, as the event carries it. */
-export interface BomLine {
-  part_number: string
-  quantity: number
-  reference_designators: string[]
-}
-
-/** One line of a parent's BOM with the child's own description and type, as GET shows it. */
-export interface BomChild extends BomLine {
-  description: string
-  item_type: string
-}
-
-export interface Bom {
-  part_number: string
-  children: BomChild[]
-}
-
-export interface NewBomLine {
-  child: string
-  quantity: number
-  reference_designators?: string[]
-}
-
-export interface BomLinePatch {
-  quantity?: number
-  reference_designators?: string[]
-}
 
 interface BomChildRow extends Omit<BomChild, 'quantity'> {
   // numeric comes back as text: it may hold more digits than a double.

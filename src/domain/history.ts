@@ -2,7 +2,7 @@ import { type Static, Type } from 'typebox'
 import type { Queryable } from '../db/database.js'
 import { STORED_EVENT_TYPES, type StoredEventType } from '../events/catalogue.js'
 import { AppError, notFound } from './errors.js'
-import { Actor, PartNumber, Timestamp } from './schemas.js'
+import { Actor, NextCursor, PartNumber, Timestamp } from './schemas.js'
 
 /**
  * An item's history: its events as the log holds them, newest first. The log is pruned
@@ -26,7 +26,7 @@ export type HistoryEntry = Static<typeof HistoryEntry>
 export const ItemHistory = Type.Object({
   part_number: PartNumber,
   events: Type.Array(HistoryEntry),
-  next_cursor: Type.Union([Type.String(), Type.Null()]),
+  next_cursor: NextCursor,
 })
 export type ItemHistory = Static<typeof ItemHistory>
 

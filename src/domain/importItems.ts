@@ -8,7 +8,7 @@ import { type ActingContext, mutate } from './context.js'
 import { AppError, conflict } from './errors.js'
 import { type CheckedImport, ImportErrors, type ImportRow, type SheetFormat } from './importRows.js'
 import { type ItemType, sameJson } from './items.js'
-import type { Actor } from './schemas.js'
+import type { Actor, ImportAction, ImportResult } from './schemas.js'
 import { MAX_PROPERTIES } from './properties.js'
 
 /**
@@ -26,17 +26,6 @@ import { MAX_PROPERTIES } from './properties.js'
  * thread). The whole import keeps a time budget, import.timeout: past it, it is refused and its
  * transaction rolled back.
  */
-
-export type ImportAction = 'created' | 'updated' | 'unchanged'
-
-export interface ImportResult {
-  dry_run: boolean
-  created: number
-  updated: number
-  unchanged: number
-  /** One entry per data row, in file order. */
-  items: { row: number; part_number: string; action: ImportAction }[]
-}
 
 export interface ImportOptions {
   dryRun: boolean

@@ -18,6 +18,7 @@ import {
   MAX_DESCRIPTION_LENGTH,
   PART_NUMBER_PATTERN,
   PART_NUMBER_RULE,
+  type ImportError,
 } from './schemas.js'
 import { FIXED_COLUMNS, MAX_PROPERTIES, propertyNameProblem } from './properties.js'
 
@@ -40,14 +41,6 @@ export const SLICE_ROWS = 500
 
 const PART_NUMBER = new RegExp(PART_NUMBER_PATTERN)
 const ITEM_TYPE_SET: ReadonlySet<string> = new Set(ITEM_TYPES)
-
-export interface ImportError {
-  /** Spreadsheet row number: 1 is the header. */
-  row: number
-  /** The column's name, or `column F` for a column without one. */
-  column: string
-  reason: string
-}
 
 export function invalidImport(message: string, errors?: ImportError[]): AppError {
   return new AppError(400, 'invalid_import', message, {}, errors ? { errors } : {})

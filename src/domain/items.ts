@@ -3,24 +3,12 @@ import { PG_UNIQUE_VIOLATION, pgErrorCode } from '../db/database.js'
 import { type ActingContext, mutate } from './context.js'
 import { itemCreated, itemDeleted, itemUpdated } from '../events/catalogue.js'
 import { AppError, conflict, notFound } from './errors.js'
-import type { Item, ItemType } from './schemas.js'
+import { propertyValueProblem } from './properties.js'
+import type { Item, ItemPatch, ItemQuery, NewItem } from './schemas.js'
 
 export { ITEM_TYPES, type ItemType } from './schemas.js'
 
-export type { Item } from './schemas.js'
-
-export interface NewItem {
-  part_number: string
-  description?: string
-  item_type: ItemType
-  properties?: Record<string, unknown>
-}
-
-export interface ItemPatch {
-  description?: string
-  item_type?: ItemType
-  properties?: Record<string, unknown>
-}
+export type { Item, ItemPatch, ItemQuery, NewItem } from './schemas.js'
 
 interface ItemRow extends Omit<Item, 'created_at' | 'updated_at'> {
   created_at: Date | string
@@ -90,7 +78,19 @@ export function versionTag(version: number): string {
   return `"${version}"`
 }
 
+/**
+ * Each property value becomes a cell in an export, which the import must read back: a value
+ * longer than a cell holds is refused here, before anything is written (README, "Bad input").
+ */
+function checkPropertyValues(properties: Record<string, unknown> | undefined): void {
+  const found = properties && propertyValueProblem(properties)
+  if (found) {
+    throw new AppError(400, 'bad_request', `body/properties/${found.name} ${found.problem}`)
+  }
+}
+
 export async function createItem(ctx: ActingContext, input: NewItem): Promise<Item> {
+  checkPropertyValues(input.properties)
   try {
     return await mutate(ctx, async (tx, emit) => {
       const { rows } = await tx.query<ItemRow>(
@@ -142,6 +142,7 @@ export async function updateItem(
   patch: ItemPatch,
   ifMatch?: IfMatch,
 ): Promise<Item> {
+  checkPropertyValues(patch.properties)
   return mutate(ctx, async (tx, emit) => {
     const current = await findItem(tx, partNumber, true)
     await requireVersion(tx, partNumber, current.version, ifMatch)
@@ -218,13 +219,6 @@ export async function deleteItem(
   })
   const removals = await Promise.allSettled(fileKeys.map((key) => ctx.storage.remove(key)))
   return fileKeys.filter((_key, i) => removals[i]?.status === 'rejected')
-}
-
-export interface ItemQuery {
-  q?: string
-  item_type?: ItemType
-  limit: number
-  cursor?: string
 }
 
 /** The cursor is the last part number of the previous page, opaque to clients. */

@@ -3,17 +3,12 @@ import { type Readable, Transform } from 'node:stream'
 import type { Queryable } from '../db/database.js'
 import { type NewEvent, revisionCreated } from '../events/catalogue.js'
 import { type ActingContext, type DomainContext, mutate } from './context.js'
-import type { Actor, Revision, RevisionFile } from './schemas.js'
+import type { Actor, Revision, RevisionFile, RevisionInput } from './schemas.js'
 import { STAGING_PREFIX } from '../storage/objectStorage.js'
 import { AppError, notFound } from './errors.js'
 import { type IfMatch, requireVersion } from './items.js'
 
-export type { Revision, RevisionFile } from './schemas.js'
-
-export interface RevisionInput {
-  comment?: string
-  properties?: Record<string, unknown>
-}
+export type { Revision, RevisionFile, RevisionInput } from './schemas.js'
 
 interface RevisionRow {
   part_number: string

@@ -3,6 +3,7 @@ import {
   FIXED_COLUMNS,
   MAX_PROPERTIES,
   MAX_PROPERTY_NAME_LENGTH,
+  MAX_PROPERTY_VALUE_LENGTH,
   PROPERTY_NAME_PATTERN,
   PROPERTY_NAME_RULE,
 } from './properties.js'
@@ -64,9 +65,20 @@ export const Properties = Type.Record(Type.String(), Type.Unknown(), {
     pattern: PROPERTY_NAME_PATTERN,
     not: { enum: [...FIXED_COLUMNS] },
   },
-  description: `property names: ${PROPERTY_NAME_RULE}`,
+  description:
+    `at most ${MAX_PROPERTIES}; names: ${PROPERTY_NAME_RULE}; ` +
+    `values: at most ${MAX_PROPERTY_VALUE_LENGTH} characters as text (JSON text if not a string)`,
 })
 export type Properties = Record<string, unknown>
+
+/** How many results a page holds, on every paged list. */
+export const PageLimit = Type.Integer({ minimum: 1, maximum: 1000, default: 100 })
+
+/** Where a page starts: the previous page's `next_cursor`, opaque to clients. */
+export const Cursor = Type.String({ maxLength: 200 })
+export const NextCursor = Type.Union([Type.String(), Type.Null()], {
+  description: 'pass it as cursor for the next page; null on the last',
+})
 
 /** The server mode (README, "Modes and signals"). */
 export const Mode = literalUnion(MODES)
@@ -110,6 +122,43 @@ export const Item = Type.Object({
 })
 export type Item = Static<typeof Item>
 
+export const NewItem = Type.Object(
+  {
+    part_number: PartNumber,
+    description: Type.Optional(Description),
+    item_type: ItemType,
+    properties: Type.Optional(Properties),
+  },
+  { additionalProperties: false },
+)
+export type NewItem = Static<typeof NewItem>
+
+/** The fields to change; `properties`, when given, replaces the whole set. */
+export const ItemPatch = Type.Object(
+  {
+    description: Type.Optional(Description),
+    item_type: Type.Optional(ItemType),
+    properties: Type.Optional(Properties),
+  },
+  { additionalProperties: false, minProperties: 1 },
+)
+export type ItemPatch = Static<typeof ItemPatch>
+
+export const ItemQuery = Type.Object(
+  {
+    q: Type.Optional(
+      Type.String({ maxLength: 200, description: 'part number or description holds it' }),
+    ),
+    item_type: Type.Optional(ItemType),
+    limit: PageLimit,
+    cursor: Type.Optional(Cursor),
+  },
+  { additionalProperties: false },
+)
+export type ItemQuery = Static<typeof ItemQuery>
+
+export const ItemPage = Type.Object({ items: Type.Array(Item), next_cursor: NextCursor })
+
 /** A token as the admin API lists it; the secret itself is shown once, at creation. */
 export const TokenInfo = Type.Object({
   id: Type.Integer({ minimum: 1 }),
@@ -122,6 +171,21 @@ export const TokenInfo = Type.Object({
   expires_at: Type.Union([Timestamp, Type.Null()]),
 })
 export type TokenInfo = Static<typeof TokenInfo>
+
+export const NewToken = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    role: Role,
+    // A duration as in the config (`3600s`, `12h`, `30d`), or a moment: one or neither.
+    expires_in: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    expires_at: Type.Optional(Type.String({ format: 'date-time' })),
+  },
+  { additionalProperties: false },
+)
+
+/** A new token, with its secret: shown in this answer only. */
+export const CreatedToken = Type.Object({ ...TokenInfo.properties, token: Type.String() })
+export type CreatedToken = Static<typeof CreatedToken>
 
 /** The one shape of every refusal (README, "Bad input"); some carry more fields. */
 export const ErrorBody = Type.Object({
@@ -153,6 +217,42 @@ export const BomLine = Type.Object({
 })
 export type BomLine = Static<typeof BomLine>
 
+/** A BOM line as GET shows it: with the child's own description and type. */
+export const BomChild = Type.Object({
+  ...BomLine.properties,
+  description: Type.String(),
+  item_type: ItemType,
+})
+export type BomChild = Static<typeof BomChild>
+
+export const Bom = Type.Object({ part_number: PartNumber, children: Type.Array(BomChild) })
+export type Bom = Static<typeof Bom>
+
+export const NewBomLine = Type.Object(
+  {
+    child: PartNumber,
+    quantity: Quantity,
+    reference_designators: Type.Optional(ReferenceDesignators),
+  },
+  { additionalProperties: false },
+)
+export type NewBomLine = Static<typeof NewBomLine>
+
+export const BomLinePatch = Type.Object(
+  {
+    quantity: Type.Optional(Quantity),
+    reference_designators: Type.Optional(ReferenceDesignators),
+  },
+  { additionalProperties: false, minProperties: 1 },
+)
+export type BomLinePatch = Static<typeof BomLinePatch>
+
+/** A conflict: a duplicate line, or `bom_cycle` with the path the line would close. */
+export const BomConflict = Type.Object({
+  ...ErrorBody.properties,
+  cycle: Type.Optional(Type.Array(PartNumber)),
+})
+
 export const Comment = Type.String({ maxLength: MAX_COMMENT_LENGTH })
 
 /** What storage holds of a revision's file. */
@@ -175,3 +275,43 @@ export const Revision = Type.Object({
   created_by: RecordedActor,
 })
 export type Revision = Static<typeof Revision>
+
+/** A revision's fields, as JSON or as the fields of a multipart upload. */
+export const RevisionInput = Type.Object(
+  { comment: Type.Optional(Comment), properties: Type.Optional(Properties) },
+  { additionalProperties: false },
+)
+export type RevisionInput = Static<typeof RevisionInput>
+
+export const ImportAction = literalUnion(['created', 'updated', 'unchanged'])
+export type ImportAction = Static<typeof ImportAction>
+
+/** What an import did (or, in a dry run, would do), row by row in file order. */
+export const ImportResult = Type.Object({
+  dry_run: Type.Boolean(),
+  created: Type.Integer({ minimum: 0 }),
+  updated: Type.Integer({ minimum: 0 }),
+  unchanged: Type.Integer({ minimum: 0 }),
+  items: Type.Array(
+    Type.Object({
+      row: Type.Integer({ minimum: 2, description: 'as a spreadsheet shows it; 1 is the header' }),
+      part_number: PartNumber,
+      action: ImportAction,
+    }),
+  ),
+})
+export type ImportResult = Static<typeof ImportResult>
+
+/** One bad cell of a rejected import. */
+export const ImportError = Type.Object({
+  row: Type.Integer({ minimum: 1, description: 'as a spreadsheet shows it; 1 is the header' }),
+  column: Type.String({ description: 'its name, or `column F` for one without' }),
+  reason: Type.String(),
+})
+export type ImportError = Static<typeof ImportError>
+
+/** A rejected import: `errors` lists every bad cell (the first 1,000), nothing was written. */
+export const ImportRejection = Type.Object({
+  ...ErrorBody.properties,
+  errors: Type.Optional(Type.Array(ImportError)),
+})

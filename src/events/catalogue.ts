@@ -4,11 +4,13 @@ import {
   BomLine,
   Comment,
   Description,
+  type Item,
   ItemType,
   literalUnion,
   Mode,
   PartNumber,
   Properties,
+  type Revision,
   RevisionFile,
   ServerMode,
   Version,
@@ -144,14 +146,8 @@ export type NewEvent = {
 /** An event sent live, never stored (no `id:`). */
 export type LiveEvent = { [T in LiveEventType]: { type: T; data: EventData<T> } }[LiveEventType]
 
-/** What `item.created` says of an item: its fields, without the server's bookkeeping. */
-export interface ItemFields {
-  part_number: string
-  description: string
-  item_type: ItemType
-  properties: Record<string, unknown>
-  version: number
-}
+/** What `item.created` says of an item: its fields and version, not who made it when. */
+type ItemFields = Pick<Item, 'part_number' | 'description' | 'item_type' | 'properties' | 'version'>
 
 export function itemCreated(item: ItemFields, actor: Actor): NewEvent {
   const { part_number, description, item_type, properties, version } = item
@@ -186,12 +182,7 @@ export function itemDeleted(partNumber: string, version: number, actor: Actor): 
 
 /** `version`: the item's, which the new revision has raised. */
 export function revisionCreated(
-  revision: {
-    part_number: string
-    revision_number: number
-    comment: string
-    file: RevisionFile | null
-  },
+  revision: Pick<Revision, 'part_number' | 'revision_number' | 'comment' | 'file'>,
   version: number,
   actor: Actor,
 ): NewEvent {

@@ -2,9 +2,9 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { setFleetReadOnly } from '../domain/fleetSettings.js'
-import { Role, TokenInfo } from '../domain/schemas.js'
+import { CreatedToken, NewToken, TokenInfo } from '../domain/schemas.js'
 import { createToken, listTokens, revokeToken, tokenActor, tokenExpiry } from '../domain/tokens.js'
-import { ErrorBody, Mode, authErrors } from './schemas.js'
+import { ErrorBody, Mode, authErrors, bodyErrors } from './schemas.js'
 
 const ModeBody = Type.Object({
   mode: Mode,
@@ -38,7 +38,7 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
       config: { role: 'admin', writes: false },
       schema: {
         body: Type.Object({ read_only: Type.Boolean() }, { additionalProperties: false }),
-        response: { 200: ModeBody, 400: ErrorBody, ...authErrors },
+        response: { 200: ModeBody, ...bodyErrors, ...authErrors },
       },
     },
     async (request) => {
@@ -67,21 +67,8 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
     {
       config: { role: 'admin' },
       schema: {
-        body: Type.Object(
-          {
-            name: Type.String({ minLength: 1, maxLength: 100 }),
-            role: Role,
-            // A duration as in the config (`3600s`, `12h`, `30d`), or a moment: one or neither.
-            expires_in: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
-            expires_at: Type.Optional(Type.String({ format: 'date-time' })),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({ ...TokenInfo.properties, token: Type.String() }),
-          400: ErrorBody,
-          ...authErrors,
-        },
+        body: NewToken,
+        response: { 201: CreatedToken, ...bodyErrors, ...authErrors },
       },
     },
     async (request, reply) => {
@@ -99,7 +86,7 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
       config: { role: 'admin', writes: false },
       schema: {
         params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
-        response: { 204: Type.Null(), 404: ErrorBody, ...authErrors },
+        response: { 204: Type.Null(), 400: ErrorBody, 404: ErrorBody, ...authErrors },
       },
     },
     async (request, reply) => {

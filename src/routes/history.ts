@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsync } from 'fastify'
 import { Type } from 'typebox'
 import { ItemHistory, itemHistory } from '../domain/history.js'
+import { Cursor, PageLimit } from '../domain/schemas.js'
 import { ErrorBody, PartNumberParams, authErrors } from './schemas.js'
 
 const historyRoutes: FastifyPluginAsync = async (plain) => {
@@ -14,10 +15,7 @@ const historyRoutes: FastifyPluginAsync = async (plain) => {
       schema: {
         params: PartNumberParams,
         querystring: Type.Object(
-          {
-            limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
-            cursor: Type.Optional(Type.String({ maxLength: 200 })),
-          },
+          { limit: PageLimit, cursor: Type.Optional(Cursor) },
           { additionalProperties: false },
         ),
         response: { 200: ItemHistory, 400: ErrorBody, 404: ErrorBody, ...authErrors },

@@ -9,7 +9,8 @@ import type { SheetFormat } from '../domain/importRows.js'
 import { ODS_MIME_TYPE } from '../sheets/ods.js'
 import { multipartError } from './multipartError.js'
 import { actingFor } from './acting.js'
-import { ErrorBody, authErrors } from './schemas.js'
+import { ImportRejection, ImportResult } from '../domain/schemas.js'
+import { ErrorBody, authErrors, bodyErrors } from './schemas.js'
 
 /** Media types each import takes as a raw body (besides multipart/form-data with a `file` part). */
 const RAW_TYPES: Record<SheetFormat, readonly string[]> = {
@@ -26,33 +27,6 @@ const ImportQuery = Type.Object(
   },
   { additionalProperties: false },
 )
-
-const ImportResult = Type.Object({
-  dry_run: Type.Boolean(),
-  created: Type.Integer(),
-  updated: Type.Integer(),
-  unchanged: Type.Integer(),
-  items: Type.Array(
-    Type.Object({
-      row: Type.Integer(),
-      part_number: Type.String(),
-      action: Type.Union([
-        Type.Literal('created'),
-        Type.Literal('updated'),
-        Type.Literal('unchanged'),
-      ]),
-    }),
-  ),
-})
-
-/** A rejected file: `errors` lists every bad cell (row 1 is the header). */
-const ImportErrorBody = Type.Object({
-  error: Type.String(),
-  message: Type.String(),
-  errors: Type.Optional(
-    Type.Array(Type.Object({ row: Type.Integer(), column: Type.String(), reason: Type.String() })),
-  ),
-})
 
 function mediaType(request: FastifyRequest): { essence: string; charset?: string } {
   const [essence = '', ...params] = (request.headers['content-type'] ?? '').split(';')
@@ -127,12 +101,11 @@ const importExportRoutes: FastifyPluginAsync<{ maxSize: number; timeoutMs: numbe
           querystring: ImportQuery,
           response: {
             200: ImportResult,
-            400: ImportErrorBody,
+            ...bodyErrors,
+            400: ImportRejection,
             409: ErrorBody,
-            413: ErrorBody,
-            415: ErrorBody,
             422: ErrorBody,
-            503: ErrorBody,
+            // 503 also when imports and exports already wait for the worker threads.
             ...authErrors,
           },
         },
@@ -152,6 +125,7 @@ const importExportRoutes: FastifyPluginAsync<{ maxSize: number; timeoutMs: numbe
   // Streams: no body schema for 200 (the type provider would want a JSON value).
   plain.get(
     '/api/export/items.csv',
+    // 503 also when imports and exports already wait for the worker threads.
     { config: { role: 'viewer' }, schema: { response: { ...authErrors } } },
     async (_request, reply) =>
       reply
@@ -163,6 +137,7 @@ const importExportRoutes: FastifyPluginAsync<{ maxSize: number; timeoutMs: numbe
 
   plain.get(
     '/api/export/items.ods',
+    // 503 also when imports and exports already wait for the worker threads.
     { config: { role: 'viewer' }, schema: { response: { ...authErrors } } },
     async (_request, reply) =>
       reply

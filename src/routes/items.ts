@@ -9,18 +9,10 @@ import {
   updateItem,
   versionTag,
 } from '../domain/items.js'
-import { Description } from '../domain/schemas.js'
-import {
-  ErrorBody,
-  Item,
-  ItemType,
-  PartNumber,
-  PartNumberParams,
-  Properties,
-  authErrors,
-} from './schemas.js'
+import { Item, ItemPage, ItemPatch, ItemQuery, NewItem } from '../domain/schemas.js'
 import { actingFor } from './acting.js'
 import { ifMatchSchema, ifMatchVersions } from './ifMatch.js'
+import { ErrorBody, PartNumberParams, authErrors, bodyErrors } from './schemas.js'
 
 const itemRoutes: FastifyPluginAsync = async (plain) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>()
@@ -30,23 +22,8 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
     {
       config: { role: 'viewer' },
       schema: {
-        querystring: Type.Object(
-          {
-            q: Type.Optional(Type.String({ maxLength: 200 })),
-            item_type: Type.Optional(ItemType),
-            limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
-            cursor: Type.Optional(Type.String({ maxLength: 200 })),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          200: Type.Object({
-            items: Type.Array(Item),
-            next_cursor: Type.Union([Type.String(), Type.Null()]),
-          }),
-          400: ErrorBody,
-          ...authErrors,
-        },
+        querystring: ItemQuery,
+        response: { 200: ItemPage, 400: ErrorBody, ...authErrors },
       },
     },
     async (request) => listItems(app.db, request.query),
@@ -57,16 +34,8 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
     {
       config: { role: 'editor' },
       schema: {
-        body: Type.Object(
-          {
-            part_number: PartNumber,
-            description: Type.Optional(Description),
-            item_type: ItemType,
-            properties: Type.Optional(Properties),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 201: Item, 400: ErrorBody, 409: ErrorBody, ...authErrors },
+        body: NewItem,
+        response: { 201: Item, ...bodyErrors, 409: ErrorBody, ...authErrors },
       },
     },
     async (request, reply) => {
@@ -81,7 +50,7 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
       config: { role: 'viewer' },
       schema: {
         params: PartNumberParams,
-        response: { 200: Item, 404: ErrorBody, ...authErrors },
+        response: { 200: Item, 400: ErrorBody, 404: ErrorBody, ...authErrors },
       },
     },
     async (request, reply) => {
@@ -96,18 +65,11 @@ const itemRoutes: FastifyPluginAsync = async (plain) => {
       config: { role: 'editor' },
       schema: {
         params: PartNumberParams,
-        body: Type.Object(
-          {
-            description: Type.Optional(Description),
-            item_type: Type.Optional(ItemType),
-            properties: Type.Optional(Properties),
-          },
-          { additionalProperties: false, minProperties: 1 },
-        ),
+        body: ItemPatch,
         headers: ifMatchSchema.headers,
         response: {
           200: Item,
-          400: ErrorBody,
+          ...bodyErrors,
           404: ErrorBody,
           ...ifMatchSchema.response,
           ...authErrors,

@@ -10,7 +10,6 @@ import type { IfMatch } from '../domain/items.js'
 import { findValueProblem } from '../domain/jsonValues.js'
 import {
   type PendingRevision,
-  type RevisionInput,
   abandonRevision,
   completeRevision,
   createRevision,
@@ -22,18 +21,13 @@ import {
 } from '../domain/revisions.js'
 import { parseByteRange } from './byteRange.js'
 import { multipartError } from './multipartError.js'
-import { Comment, Revision } from '../domain/schemas.js'
+import { Revision, RevisionInput } from '../domain/schemas.js'
 import { ifMatchSchema, ifMatchVersions } from './ifMatch.js'
 import { actingFor } from './acting.js'
-import { ErrorBody, PartNumber, Properties, authErrors } from './schemas.js'
+import { ErrorBody, PartNumber, PartNumberParams, authErrors, bodyErrors } from './schemas.js'
 
-const RevisionBody = Type.Object(
-  { comment: Type.Optional(Comment), properties: Type.Optional(Properties) },
-  { additionalProperties: false },
-)
-const checkRevisionBody = Compile(RevisionBody)
+const checkRevisionBody = Compile(RevisionInput)
 
-const ItemParams = Type.Object({ pn: PartNumber })
 const RevisionParams = Type.Object({
   pn: PartNumber,
   n: Type.Integer({ minimum: 1, maximum: 2147483647 }),
@@ -144,9 +138,10 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
     {
       config: { role: 'viewer' },
       schema: {
-        params: ItemParams,
+        params: PartNumberParams,
         response: {
           200: Type.Object({ revisions: Type.Array(Revision) }),
+          400: ErrorBody,
           404: ErrorBody,
           ...authErrors,
         },
@@ -161,7 +156,7 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
       config: { role: 'viewer' },
       schema: {
         params: RevisionParams,
-        response: { 200: Revision, 404: ErrorBody, ...authErrors },
+        response: { 200: Revision, 400: ErrorBody, 404: ErrorBody, ...authErrors },
       },
     },
     async (request) => getRevision(app.db, request.params.pn, request.params.n),
@@ -172,17 +167,15 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
     {
       config: { role: 'editor' },
       schema: {
-        params: ItemParams,
+        params: PartNumberParams,
         // JSON is validated here; multipart is read part by part in the handler.
-        body: { content: { 'application/json': { schema: RevisionBody } } },
+        body: { content: { 'application/json': { schema: RevisionInput } } },
         headers: ifMatchSchema.headers,
         response: {
           201: Revision,
-          400: ErrorBody,
+          ...bodyErrors,
           404: ErrorBody,
-          413: ErrorBody,
           ...ifMatchSchema.response,
-          503: ErrorBody,
           ...authErrors,
         },
       },
@@ -209,7 +202,6 @@ const revisionRoutes: FastifyPluginAsync<{ maxFileSize: number }> = async (
           400: ErrorBody,
           404: ErrorBody,
           416: ErrorBody,
-          503: ErrorBody,
           ...authErrors,
         },
       },
