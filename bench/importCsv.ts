@@ -25,6 +25,7 @@ const USAGE = `usage: npm run build --silent && npx tsx bench/importCsv.ts [opti
   --clients C          SSE clients connected before the import (default 1)
   --memory-window W    the server's events.memory_window (default: the server's own, 4096)
   --stall S            give up waiting for deliveries after S seconds without progress (default 30)
+  --cpu-prof DIR       write a V8 CPU profile of the server into DIR (at its exit)
   --report FILE        where the section is appended (default docs/BENCHMARKS.md)
   --no-report          print the summary only`
 
@@ -33,6 +34,7 @@ const args = benchArgs(USAGE, {
   clients: { type: 'string', default: '1' },
   'memory-window': { type: 'string' },
   stall: { type: 'string', default: '30' },
+  'cpu-prof': { type: 'string' },
 })
 
 const positive = (name: string) => numberArg(args, name, 'integer')
@@ -62,8 +64,10 @@ function sheet(rows: number, version: number): string {
 
 // The machine may be shared: the record says how busy it was.
 const loadAtStart = loadavg()[0] as number
+const cpuProfileDir = args['cpu-prof']
 const server = await SiloServer.start({
   env: memoryWindow === undefined ? {} : { SILO_EVENTS_MEMORY_WINDOW: String(memoryWindow) },
+  nodeArgs: cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [],
 })
 log(`server pid ${server.pid} at ${server.url}`)
 stopOnSignals(() => server.stop())
@@ -139,12 +143,20 @@ interface EmittingPhase {
   complete: boolean
   /** From sending the request to the last client having every event. */
   allDeliveredMs: number
+  /** CPU time (ms) from sending the request until every client had every event. */
+  cpu: { server: number; loadClient: number }
 }
 
 async function emittingPhase(type: EventType, csv: string): Promise<EmittingPhase> {
   load.beginPhase(type, rowCount)
+  const serverCpuBefore = cpuTimeMs(server.pid)
+  const loadCpuBefore = cpuTimeMs(process.pid)
   const posted = await postCsv(csv)
   const complete = await load.waitUntilAllReached(stallMs)
+  const cpu = {
+    server: cpuTimeMs(server.pid) - serverCpuBefore,
+    loadClient: cpuTimeMs(process.pid) - loadCpuBefore,
+  }
   const ids = await publishedIds(type, rowCount)
   const sentAt = new Float64Array(ids.length).fill(posted.sentAt - load.epoch)
   const deliveries = analyseDeliveries(load.connections, typeIndex(type), { ids, sentAt })
@@ -153,6 +165,7 @@ async function emittingPhase(type: EventType, csv: string): Promise<EmittingPhas
     deliveries,
     complete,
     allDeliveredMs: deliveries.lastDeliveryAt - (posted.sentAt - load.epoch),
+    cpu,
   }
 }
 
@@ -173,6 +186,11 @@ function reportEmitting(label: string, result: EmittingPhase): void {
     label,
     'per-client completion p50 / max',
     `${ms(d.clientDone.p50 - (result.posted.sentAt - load.epoch))} / ${ms(d.clientDone.max - (result.posted.sentAt - load.epoch))}`,
+  )
+  row(
+    label,
+    'CPU until every client had every event: server / load client',
+    `${ms(result.cpu.server)} / ${ms(result.cpu.loadClient)}`,
   )
   row(label, 'deliveries (events × clients)', count(d.delivered))
   row(label, 'lost / duplicated / out of order', `${d.lost} / ${d.duplicated} / ${d.outOfOrder}`)

@@ -76,7 +76,7 @@ export async function buildApp(
   const db =
     options.db ??
     (await openDatabase(config.database, (err, context) => app.log.warn({ err }, context)))
-  const storage = options.storage ?? openStorage(config.storage)
+  const storage = options.storage ?? (await openStorage(config.storage))
   try {
     await app.register(validationPlugin)
     await app.register(errorHandlerPlugin)
