@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
@@ -256,6 +256,8 @@ describe.skipIf(chromiumMissing)('the web console', () => {
     // When the server stops, the page says it is reconnecting
     await stopSilo()
     await poll(() => page.getByTestId('connection').textContent()).toBe('Reconnecting…')
+    // The server said it was shutting down: the page says it will be back, not that it broke
+    expect(await page.getByTestId('mode-banner').textContent()).toContain('reconnects by itself')
     await shot(page, 'reconnecting')
 
     // And when it is back and more changes are made, the page catches up
@@ -288,6 +290,22 @@ describe.skipIf(chromiumMissing)('the web console', () => {
     await poll(() => page.getByTestId('signed-out-reason').textContent()).toContain('revoked')
     expect(await page.getByLabel('API token').isVisible()).toBe(true)
     await shot(page, 'revoked')
+  })
+
+  it('signs out: back to the sign-in form, and the session no longer works', async () => {
+    const page = await signedIn((await newToken('viewer')).token)
+    const cookies = await page.context().cookies()
+    expect(cookies.find((c) => c.name === 'silo_session')).toMatchObject({
+      httpOnly: true,
+      sameSite: 'Strict',
+    })
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByLabel('API token').waitFor()
+    const session = cookies.find((c) => c.name === 'silo_session')?.value as string
+    const res = await fetch(`${url}/api/session`, {
+      headers: { cookie: `silo_session=${session}` },
+    })
+    expect(res.status).toBe(401)
   })
 
   it('lists every bad cell of a sheet in its dry run, and applies a good one', async () => {
@@ -419,3 +437,123 @@ async function logIds(first: number, last: string): Promise<number[]> {
     client.close()
   }
 }
+
+describe.skipIf(chromiumMissing)('the web console when the stream cannot simply go on', () => {
+  let other: SiloProcess
+  let otherDir: string
+  let otherUrl: string
+  let otherAdmin: string
+  let otherPort: number
+  // Little retention, pruned often, storage checked often, quick reconnects: the cases below
+  // happen fast.
+  const OTHER_ENV = {
+    SILO_EVENTS_RETENTION_COUNT: '5',
+    SILO_EVENTS_PRUNE_INTERVAL: '200ms',
+    SILO_STORAGE_HEALTH_INTERVAL: '200ms',
+    SILO_STORAGE_FAILURE_THRESHOLD: '1',
+    SILO_EVENTS_RETRY: '500',
+  }
+
+  beforeAll(async () => {
+    if (chromiumMissing) return
+    otherDir = freshDataDir()
+    otherPort = await freeLoopbackPort()
+    await startOther()
+    otherAdmin = (await other.waitForLine(/^ {2}(silo_\S+)$/))[1] as string
+  })
+
+  async function startOther(): Promise<void> {
+    other = spawnSilo(siloEnv(otherDir, { ...OTHER_ENV, SILO_SERVER_PORT: String(otherPort) }))
+    otherUrl = (await other.listening()).url
+  }
+
+  afterAll(() => {
+    if (otherDir) removeDataDir(otherDir)
+  })
+
+  async function signedInTo(): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    contexts.push(context)
+    const page = await context.newPage()
+    await page.goto(otherUrl)
+    await page.getByLabel('API token').fill(otherAdmin)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await poll(() => page.getByTestId('connection').textContent()).toBe('Live')
+    return page
+  }
+
+  const create = (base: string, partNumber: string) =>
+    fetch(`${base}/api/items`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${otherAdmin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ part_number: partNumber, item_type: 'part' }),
+    }).then((res) => expect(res.status).toBe(201))
+
+  it('says offline while the browser is, and live again when it is back', async () => {
+    const page = await signedInTo()
+    await page.context().setOffline(true)
+    await poll(() => page.getByTestId('connection').textContent()).toBe('Offline')
+    await shot(page, 'offline')
+    await page.context().setOffline(false)
+    await poll(() => page.getByTestId('connection').textContent()).toBe('Live')
+  })
+
+  it('after missing more than the server keeps, refetches everything and says so', async () => {
+    // Given a person on the item list
+    const page = await signedInTo()
+    await create(otherUrl, 'RESET-0')
+    await poll(() => row(page, 'RESET-0').count()).toBe(1)
+
+    // When the server is away, and another instance on its data makes more changes than the
+    // log retains
+    other.signal('SIGTERM')
+    await other.exited
+    await poll(() => page.getByTestId('connection').textContent()).toBe('Reconnecting…')
+    const side = spawnSilo(siloEnv(otherDir, { ...OTHER_ENV, SILO_SERVER_PORT: '0' }))
+    const sideUrl = (await side.listening()).url
+    for (let i = 1; i <= 12; i++) await create(sideUrl, `RESET-${i}`)
+    // Retention has dropped what the page saw last (RESET-0's creation)
+    await poll(async () => {
+      const res = await fetch(`${sideUrl}/api/items/RESET-0/history`, {
+        headers: { authorization: `Bearer ${otherAdmin}` },
+      })
+      return ((await res.json()) as { events: unknown[] }).events.length
+    }).toBe(0)
+    side.signal('SIGTERM')
+    await side.exited
+
+    // Then when the server is back, the page says the stream reset and shows every item again
+    await startOther()
+    await poll(() => page.locator('.notice').textContent()).toContain(
+      'everything shown was reloaded',
+    )
+    await poll(() => page.locator('tr[data-pn^="RESET-"]').count()).toBe(13)
+    await shot(page, 'reset')
+  })
+
+  it('disables file actions while storage is unavailable, and enables them when it is back', async () => {
+    const page = await signedInTo()
+    await create(otherUrl, 'FILES-1')
+    await page.goto(`${otherUrl}/#/items/FILES-1`)
+    await page.getByRole('heading', { name: 'FILES-1' }).waitFor()
+    const file = page.locator('#rev-file')
+    expect(await file.isEnabled()).toBe(true)
+
+    // Storage breaks: its folder becomes a file
+    const files = join(otherDir, 'files')
+    renameSync(files, `${files}.away`)
+    writeFileSync(files, '')
+    try {
+      await poll(() => page.getByTestId('mode').textContent()).toBe('degraded')
+      expect(await file.isDisabled()).toBe(true)
+      // Metadata writes go on
+      expect(await page.getByLabel('Description').isEnabled()).toBe(true)
+      await shot(page, 'degraded')
+    } finally {
+      rmSync(files)
+      renameSync(`${files}.away`, files)
+    }
+    await poll(() => page.getByTestId('mode').textContent()).toBe('normal')
+    expect(await file.isEnabled()).toBe(true)
+  })
+})
