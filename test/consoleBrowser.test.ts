@@ -158,6 +158,36 @@ describe.skipIf(chromiumMissing)('the web console', () => {
     await shot(alice, 'activity')
   })
 
+  it('searches, filters by type and pages through more items than one page holds', async () => {
+    // Given 150 items from one sheet, every third a drawing
+    const rows = Array.from({ length: 150 }, (_, i) => {
+      const n = String(i).padStart(3, '0')
+      return `PAGE-${n},sheet row ${n},${i % 3 === 0 ? 'drawing' : 'part'}`
+    })
+    const sheet = `part_number,description,item_type\n${rows.join('\n')}\n`
+    const imported = await fetch(`${url}/api/import/csv`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'text/csv' },
+      body: sheet,
+    })
+    expect(imported.status).toBe(200)
+    const page = await signedIn((await newToken('viewer')).token)
+    const listed = page.locator('tr[data-pn^="PAGE-"]')
+
+    await page.getByLabel('Search').fill('PAGE-')
+    await poll(() => listed.count()).toBe(100)
+    await page.getByRole('button', { name: 'Load more' }).click()
+    await poll(() => listed.count()).toBe(150)
+    expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0)
+
+    await page.getByLabel('Type').selectOption('drawing')
+    await poll(() => listed.count()).toBe(50)
+    await page.getByLabel('Search').fill('row 14')
+    await poll(() =>
+      listed.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-pn'))),
+    ).toEqual(['PAGE-141', 'PAGE-144', 'PAGE-147'])
+  })
+
   it("shows the API's refusals next to the field they name, and a BOM cycle with its path", async () => {
     const editor = await newToken('editor')
     const page = await signedIn(editor.token)

@@ -1,5 +1,6 @@
 import { computed, signal } from '@preact/signals'
 import { api } from './api.ts'
+import type { StoredEventType } from '../../src/events/catalogue.ts'
 import { type Connection, EventStream, type ServerMode, type StoredEvent } from './eventStream.ts'
 
 /**
@@ -49,13 +50,19 @@ export function listen(listener: LiveListener): () => void {
   return () => listeners.delete(listener)
 }
 
-/** Every stored event type: EventSource delivers only named types it listens to. */
+/**
+ * Every stored event type: EventSource delivers only named types it listens to. Checked against
+ * the server's event catalogue both ways, so a type added there is a type error here.
+ */
 export const STORED_TYPES = [
   'item.created',
   'item.updated',
   'item.deleted',
   'revision.created',
-] as const
+] as const satisfies readonly StoredEventType[]
+type Unlistened = Exclude<StoredEventType, (typeof STORED_TYPES)[number]>
+const listensToEveryType: [Unlistened] extends [never] ? true : Unlistened = true
+void listensToEveryType
 
 let stream: EventStream | null = null
 
