@@ -67,12 +67,15 @@ async function newToken(role: string): Promise<{ id: number; token: string; name
  */
 const poll = <T>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 20_000 })
 
-/** A browser of its own (own cookies), signed in with `token` through the sign-in form. */
-async function signedIn(token: string, viewport = { width: 1280, height: 800 }): Promise<Page> {
-  const context = await browser.newContext({ viewport })
+/**
+ * A browser of its own (own cookies), signed in with `token` through the sign-in form of the
+ * server at `base` (this file's main one unless given).
+ */
+async function signedIn(token: string, base = url): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
   contexts.push(context)
   const page = await context.newPage()
-  await page.goto(url)
+  await page.goto(base)
   await page.getByLabel('API token').fill(token)
   await page.getByRole('button', { name: 'Sign in' }).click()
   await poll(() => page.getByTestId('connection').textContent()).toBe('Live')
@@ -501,16 +504,7 @@ describe.skipIf(chromiumMissing)('the web console when the stream cannot simply 
     if (otherDir) removeDataDir(otherDir)
   })
 
-  async function signedInTo(): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-    contexts.push(context)
-    const page = await context.newPage()
-    await page.goto(otherUrl)
-    await page.getByLabel('API token').fill(otherAdmin)
-    await page.getByRole('button', { name: 'Sign in' }).click()
-    await poll(() => page.getByTestId('connection').textContent()).toBe('Live')
-    return page
-  }
+  const signedInTo = () => signedIn(otherAdmin, otherUrl)
 
   const create = (base: string, partNumber: string) =>
     fetch(`${base}/api/items`, {
