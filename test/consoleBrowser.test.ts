@@ -191,7 +191,7 @@ describe.skipIf(chromiumMissing)('the web console', () => {
     ).toEqual(['PAGE-141', 'PAGE-144', 'PAGE-147'])
   })
 
-  it("shows the API's refusals next to the field they name, and a BOM cycle with its path", async () => {
+  it("shows the API's refusals next to the field they name and a BOM cycle with its path, and edits and removes BOM lines", async () => {
     const editor = await newToken('editor')
     const page = await signedIn(editor.token)
     // A part number the API refuses: the message sits under the part-number field
@@ -220,6 +220,18 @@ describe.skipIf(chromiumMissing)('the web console', () => {
       /cycle: CYC-B -> CYC-A -> CYC-B/,
     )
     await shot(page, 'bom-cycle')
+
+    // On A's page, the line to B can be changed and removed
+    await page.goto(`${url}/#/items/CYC-A`)
+    const quantity = page.getByLabel('Quantity of CYC-B')
+    await quantity.waitFor()
+    await quantity.fill('4')
+    await quantity.press('Enter')
+    const bom = async () => (await call('GET', '/api/items/CYC-A/bom', editor.token)).body.children
+    await poll(async () => (await bom())[0]?.quantity).toBe(4)
+    await page.getByRole('button', { name: 'Remove CYC-B' }).click()
+    await poll(async () => (await bom()).length).toBe(0)
+    await poll(() => page.getByLabel('Quantity of CYC-B').count()).toBe(0)
   })
 
   it('shows a stale edit as a conflict naming who changed the item, and reloads it on request', async () => {
