@@ -187,6 +187,21 @@ export const NewToken = Type.Object(
 export const CreatedToken = Type.Object({ ...TokenInfo.properties, token: Type.String() })
 export type CreatedToken = Static<typeof CreatedToken>
 
+/** The right a browser session holds (README "Web console"): its token's, until it ends. */
+export const SessionInfo = Type.Object({
+  token_id: Type.Integer({ minimum: 1 }),
+  name: Type.String(),
+  role: Role,
+  expires_at: Type.Union([Timestamp, Type.Null()]),
+})
+export type SessionInfo = Static<typeof SessionInfo>
+
+/** A token, pasted once, to trade for a session. */
+export const SessionRequest = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 200 }) },
+  { additionalProperties: false },
+)
+
 /** The one shape of every refusal (README, "Bad input"); some carry more fields. */
 export const ErrorBody = Type.Object({
   error: Type.String({ description: 'a code, such as not_found or bad_request' }),

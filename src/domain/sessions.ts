@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Queryable } from '../db/database.js'
+import type { SessionInfo } from './schemas.js'
 import { type Principal, type Role, authenticate, hashToken } from './tokens.js'
 
 /**
@@ -9,13 +10,6 @@ import { type Principal, type Role, authenticate, hashToken } from './tokens.js'
  */
 
 export const SESSION_COOKIE = 'silo_session'
-
-export interface SessionInfo {
-  token_id: number
-  name: string
-  role: Role
-  expires_at: string | null
-}
 
 /** Starts a session for a valid token; null when the token is not one (or has expired). */
 export async function startSession(

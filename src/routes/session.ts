@@ -5,14 +5,8 @@ import { AppError } from '../domain/errors.js'
 import { SESSION_COOKIE, endSession, sessionInfo, startSession } from '../domain/sessions.js'
 import type { Principal } from '../domain/tokens.js'
 import { refuseCrossSite } from '../plugins/auth.js'
-import { ErrorBody, authErrors } from './schemas.js'
-
-const SessionBody = Type.Object({
-  token_id: Type.Integer(),
-  name: Type.String(),
-  role: Type.String(),
-  expires_at: Type.Union([Type.String(), Type.Null()]),
-})
+import { ErrorBody, SessionInfo, SessionRequest } from '../domain/schemas.js'
+import { authErrors } from './schemas.js'
 
 function setCookie(request: FastifyRequest, reply: FastifyReply, value: string, maxAgeS: number) {
   reply.setCookie(SESSION_COOKIE, value, {
@@ -39,11 +33,8 @@ const sessionRoutes: FastifyPluginAsync<{ lifetimeMs: number }> = async (plain, 
     {
       config: { role: 'none', writes: false },
       schema: {
-        body: Type.Object(
-          { token: Type.String({ minLength: 1, maxLength: 200 }) },
-          { additionalProperties: false },
-        ),
-        response: { 201: SessionBody, 401: ErrorBody, 403: ErrorBody },
+        body: SessionRequest,
+        response: { 201: SessionInfo, 401: ErrorBody, 403: ErrorBody },
       },
     },
     async (request, reply) => {
@@ -68,7 +59,7 @@ const sessionRoutes: FastifyPluginAsync<{ lifetimeMs: number }> = async (plain, 
     '/api/session',
     {
       config: { role: 'viewer' },
-      schema: { response: { 200: SessionBody, ...authErrors } },
+      schema: { response: { 200: SessionInfo, ...authErrors } },
     },
     async (request) => sessionInfo(request.principal as Principal),
   )
