@@ -273,6 +273,41 @@ describe.skipIf(chromiumMissing)('the web console', () => {
     expect(await alice.locator('.history li').first().textContent()).toContain(bob.name)
   })
 
+  it("shows an upload's progress while it goes, then the new revision", async () => {
+    const editor = await newToken('editor')
+    expect(
+      (
+        await call('POST', '/api/items', editor.token, {
+          part_number: 'UPLOAD-1',
+          item_type: 'part',
+        })
+      ).status,
+    ).toBe(201)
+    const page = await signedIn(editor.token)
+    await page.goto(`${url}/#/items/UPLOAD-1`)
+    await page.getByRole('heading', { name: 'UPLOAD-1' }).waitFor()
+    // A slow link: 600 KB at 200 KB/s takes about three seconds
+    const cdp = await page.context().newCDPSession(page)
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 200 * 1024,
+    })
+    await page.locator('#rev-file').setInputFiles({
+      name: 'big.bin',
+      mimeType: 'application/octet-stream',
+      buffer: Buffer.alloc(600 * 1024, 1),
+    })
+    await page.getByRole('button', { name: 'Add revision' }).click()
+    const progress = page.getByLabel('Upload progress')
+    await poll(async () => Number(await progress.getAttribute('value'))).toBeGreaterThan(0)
+    expect(Number(await progress.getAttribute('value'))).toBeLessThan(1)
+    await shot(page, 'upload-progress')
+    await poll(() => page.getByRole('link', { name: 'big.bin' }).count()).toBe(1)
+    expect(await progress.count()).toBe(0)
+  })
+
   it('shows read-only after SIGUSR1 with every write control disabled, and writable again after the next', async () => {
     const page = await signedIn((await newToken('editor')).token)
     const create = page.getByRole('button', { name: 'New item' })
