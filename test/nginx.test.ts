@@ -309,6 +309,32 @@ describe.skipIf(skipReason !== undefined)(
       expect(again.stored.map((e) => e.id)).toEqual([(event.id as number) + 1])
     })
 
+    it("serves the console and takes its session cookie's writes through nginx, on a port of its own", async () => {
+      // The browser's Origin carries nginx's port: the Host nginx passes on must carry it too,
+      // or every write with the cookie would look cross-site.
+      const page = await fetch(`${nginx.url}/`)
+      expect(page.status).toBe(200)
+      expect(page.headers.get('content-security-policy')).toContain("script-src 'self'")
+      const signIn = await fetch(`${nginx.url}/api/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: nginx.url },
+        body: JSON.stringify({ token: tokens.editor }),
+      })
+      expect(signIn.status).toBe(201)
+      const cookie = /^(silo_session=[^;]+)/.exec(signIn.headers.get('set-cookie') ?? '')?.[1]
+      const created = await fetch(`${nginx.url}/api/items`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          cookie: cookie as string,
+          origin: nginx.url,
+          'sec-fetch-site': 'same-origin',
+        },
+        body: JSON.stringify({ part_number: 'VIA-NGINX-COOKIE', item_type: 'part' }),
+      })
+      expect(created.status).toBe(201)
+    })
+
     it('answers /ready and /health through nginx', async () => {
       const ready = await api(nginx, 'GET', '/ready')
       expect(ready.status).toBe(200)
