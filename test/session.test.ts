@@ -90,6 +90,32 @@ describe('signing in', () => {
     expect(create.status).toBe(201)
   })
 
+  it('never writes the session secret or the token it was made from to the log, even at debug level', async () => {
+    const debug = await startServer({ overrides: { log: { level: 'debug' } } })
+    try {
+      const signed = await api(debug, 'POST', '/api/session', {
+        body: { token: debug.tokens.editor },
+      })
+      expect(signed.status).toBe(201)
+      const cookie = /^(silo_session=[^;]+)/.exec(
+        signed.headers.get('set-cookie') ?? '',
+      )?.[1] as string
+      const secret = cookie.slice('silo_session='.length)
+      await api(debug, 'GET', '/api/items', { headers: { cookie } })
+      await api(debug, 'POST', '/api/items', {
+        body: { part_number: 'LOGGED-NOT', item_type: 'part' },
+        headers: { cookie, origin: 'https://evil.example' },
+      })
+      await api(debug, 'DELETE', '/api/session', { headers: { cookie, origin: debug.url } })
+      const log = debug.rawLogs.join('\n')
+      expect(log.length).toBeGreaterThan(0)
+      expect(log).not.toContain(secret)
+      expect(log).not.toContain(debug.tokens.editor)
+    } finally {
+      await debug.close()
+    }
+  })
+
   it('marks the cookie Secure when the page came over https (behind a proxy)', async () => {
     const viewer = await newToken('viewer')
     const session = await signIn(viewer.token, { 'x-forwarded-proto': 'https' })
