@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Queryable } from '../db/database.js'
 import type { SessionInfo } from './schemas.js'
-import { type Principal, type Role, authenticate, hashToken } from './tokens.js'
+import { type Principal, type Role, authenticate, hashToken, tokenPrincipal } from './tokens.js'
 
 /**
  * Browser sessions (the README's "Web console"): a token pasted once is exchanged for a random
@@ -66,11 +66,11 @@ export async function sessionPrincipal(
     id: number
     name: string
     role: Role
-    expires_at: Date | string
-    token_expires_at: Date | string | null
+    expires_at: Date | string | null
+    session_expires_at: Date | string
     expired: boolean
   }>(
-    `SELECT t.id::float8 AS id, t.name, t.role, s.expires_at, t.expires_at AS token_expires_at,
+    `SELECT t.id::float8 AS id, t.name, t.role, t.expires_at, s.expires_at AS session_expires_at,
             s.expires_at <= now() AS expired
      FROM sessions s JOIN api_tokens t ON t.id = s.token_id WHERE s.id_hash = $1`,
     [idHash],
@@ -79,11 +79,8 @@ export async function sessionPrincipal(
   if (!row) return null
   if (row.expired) return 'expired'
   return {
-    tokenId: Number(row.id),
-    name: row.name,
-    role: row.role,
-    expiresAt: row.token_expires_at === null ? null : new Date(row.token_expires_at).getTime(),
-    session: { id: idHash, expiresAt: new Date(row.expires_at).getTime() },
+    ...tokenPrincipal(row),
+    session: { id: idHash, expiresAt: new Date(row.session_expires_at).getTime() },
   }
 }
 

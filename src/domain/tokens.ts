@@ -174,6 +174,16 @@ export async function authenticate(
   const row = rows[0]
   if (!row) return null
   if (row.expired) return 'expired'
+  return tokenPrincipal(row)
+}
+
+/** A token's row as the right it grants (a session adds its own end). */
+export function tokenPrincipal(row: {
+  id: number
+  name: string
+  role: Role
+  expires_at: Date | string | null
+}): Principal {
   return {
     tokenId: Number(row.id),
     name: row.name,

@@ -23,16 +23,21 @@ export interface RequestOptions {
   signal?: AbortSignal
 }
 
-async function refusal(response: Response): Promise<ApiError> {
-  let body: Record<string, unknown> = {}
+/** An answer's JSON body; `{}` for one that is not JSON. */
+function jsonBody(text: string): Record<string, unknown> {
   try {
-    body = (await response.json()) as Record<string, unknown>
+    return JSON.parse(text) as Record<string, unknown>
   } catch {
     // A proxy's HTML error page: the status says enough.
+    return {}
   }
-  const code = typeof body.error === 'string' ? body.error : `http_${response.status}`
-  const message = typeof body.message === 'string' ? body.message : response.statusText
-  return new ApiError(response.status, code, message, body)
+}
+
+function refusal(status: number, statusText: string, text: string): ApiError {
+  const body = jsonBody(text)
+  const code = typeof body.error === 'string' ? body.error : `http_${status}`
+  const message = typeof body.message === 'string' ? body.message : statusText
+  return new ApiError(status, code, message, body)
 }
 
 export async function request<T>(
@@ -53,7 +58,7 @@ export async function request<T>(
     credentials: 'same-origin',
     signal: options.signal,
   })
-  if (!response.ok) throw await refusal(response)
+  if (!response.ok) throw refusal(response.status, response.statusText, await response.text())
   const data = (response.status === 204 ? undefined : await response.json()) as T
   return { data, response }
 }
@@ -86,22 +91,8 @@ export function upload<T>(
     xhr.onerror = () =>
       reject(new ApiError(0, 'network_error', 'the upload did not reach the server', {}))
     xhr.onload = () => {
-      let body: Record<string, unknown> = {}
-      try {
-        body = JSON.parse(xhr.responseText) as Record<string, unknown>
-      } catch {
-        // Not JSON: the status says enough.
-      }
-      if (xhr.status >= 200 && xhr.status < 300) resolve(body as T)
-      else
-        reject(
-          new ApiError(
-            xhr.status,
-            typeof body.error === 'string' ? body.error : `http_${xhr.status}`,
-            typeof body.message === 'string' ? body.message : xhr.statusText,
-            body,
-          ),
-        )
+      if (xhr.status >= 200 && xhr.status < 300) resolve(jsonBody(xhr.responseText) as T)
+      else reject(refusal(xhr.status, xhr.statusText, xhr.responseText))
     }
     xhr.send(form)
   })
