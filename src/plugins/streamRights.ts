@@ -47,8 +47,9 @@ export default fp<{ events: Config['events'] }>(
       perOwner: events.max_streams_per_token,
       total: events.max_streams,
     })
-    // Streams opened through a browser session, per session: its end, and how many it holds.
-    const sessions = new Map<string, { expiresAt: number; count: number }>()
+    // Streams opened through a browser session, counted per session with its end; no cap of
+    // their own (their token's counts).
+    const sessionSlots = new StreamSlots<string, number>({ perOwner: Infinity, total: Infinity })
     /** Ends the streams whose owner (the principal that opened them) `lost` names. */
     const endWhere = <K>(
       lost: ReadonlyMap<K, StreamClosedReason>,
@@ -75,13 +76,11 @@ export default fp<{ events: Config['events'] }>(
         }
         const { session } = principal
         if (!session) return slot
-        const held = sessions.get(session.id) ?? { expiresAt: session.expiresAt, count: 0 }
-        held.count++
-        sessions.set(session.id, held)
+        const held = sessionSlots.acquire(session.id, session.expiresAt) as StreamSlot
         return {
           release() {
             slot.release()
-            if (--held.count === 0) sessions.delete(session.id)
+            held.release()
           },
         }
       },
@@ -98,8 +97,8 @@ export default fp<{ events: Config['events'] }>(
       endStreams(lostRights(holders, null, Date.now()))
       const ids = holders.map(([tokenId]) => tokenId)
       endStreams(lostRights(holders, await storedTokens(app.db, ids), Date.now()))
-      if (sessions.size > 0) {
-        const held = [...sessions].map(([id, { expiresAt }]) => [id, expiresAt] as const)
+      const held = [...sessionSlots.holders()]
+      if (held.length > 0) {
         endSessions(endedSessions(held, null, Date.now()))
         const live = await liveSessions(
           app.db,
