@@ -368,6 +368,11 @@ export class Broker {
       }
       if (sub.closed || this.closed) break
       if (entries === 'reset') {
+        // The reset's id is where the stream resumes: like a greeting, it waits for commits
+        // already answered that are still being read in, so the client need not be told of
+        // changes its refetch will show.
+        if (this.history.isReading) await this.readNewQuietly()
+        if (sub.closed || this.closed) break
         const resumed = sub.cursor === sub.resumeFrom
         this.writeReset(sub, sub.cursor, resumed ? 'last_event_id_pruned' : 'fell_behind')
         continue

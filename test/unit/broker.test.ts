@@ -193,6 +193,26 @@ describe('Broker', () => {
     expect(sink.ids()).toEqual([50, 51])
   })
 
+  it('resets at the newest commit, including commits still being read in when it connects', async () => {
+    const log = new MemoryLog()
+    log.append(50)
+    log.prune(40)
+    const broker = await brokerOn(log)
+    const { release, readAfter } = holdReads(log)
+    log.append(2)
+    const reading = broker.eventsCommitted()
+    const sink = new RecordingSink()
+    void broker.subscribe(sink, { lastEventId: 5 })
+    release()
+    await reading
+    log.readAfter = readAfter
+    await sink.until(() => sink.text().includes('stream.reset'))
+    log.append(1)
+    await broker.eventsCommitted()
+    await sink.until(() => sink.ids().includes(53))
+    expect(sink.ids()).toEqual([52, 53])
+  })
+
   it('applies type and part-number filters but advances past what it skips', async () => {
     const log = new MemoryLog()
     const broker = await brokerOn(log)
