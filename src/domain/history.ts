@@ -57,10 +57,11 @@ export async function itemHistory(
   query: { limit: number; cursor?: string },
 ): Promise<ItemHistory> {
   const before = query.cursor === undefined ? null : decodeCursor(query.cursor)
+  // `events.id`: the alias would sort all of the item's events by the float8 for each page.
   const { rows } = await db.query<EventRow>(
     `SELECT id::float8 AS id, type, created_at, data FROM events
      WHERE part_number = $1 AND ($2::bigint IS NULL OR id < $2)
-     ORDER BY id DESC LIMIT $3`,
+     ORDER BY events.id DESC LIMIT $3`,
     [partNumber, before, query.limit + 1],
   )
   if (rows.length === 0 && before === null) {

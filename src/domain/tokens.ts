@@ -131,7 +131,9 @@ export async function createToken(
 }
 
 export async function listTokens(db: Queryable): Promise<TokenInfo[]> {
-  const { rows } = await db.query<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM api_tokens ORDER BY id`)
+  const { rows } = await db.query<TokenRow>(
+    `SELECT ${TOKEN_COLUMNS} FROM api_tokens ORDER BY api_tokens.id`,
+  )
   return rows.map(toInfo)
 }
 
