@@ -5,6 +5,7 @@ import type { EventSource, StoredEvent } from './eventLog.js'
 import { type Entry, EventHistory } from './eventHistory.js'
 import { RAW_FRAMING, type Framing } from './framing.js'
 import { encodeEvent, encodeRetry } from './sseEncoding.js'
+import { TurnBudget } from './turnBudget.js'
 
 export interface SubscriptionFilter {
   types?: ReadonlySet<string>
@@ -128,7 +129,10 @@ function matches(entry: Entry, filter: SubscriptionFilter): boolean {
   return true
 }
 
-/** The longest one slice of a flush or heartbeat writes before the event loop answers others. */
+/**
+ * The longest one slice of a flush or heartbeat, or the catch-up of all pumps together, writes
+ * before the event loop answers others.
+ */
 const FLUSH_SLICE_MS = 10
 
 /**
@@ -179,6 +183,8 @@ export class Broker {
   private passAgain = false
   /** When the last pass began and the time it spent writing, for pacing the next. */
   private lastPass = { at: 0, busy: 0 }
+  /** What every pump's catch-up work may take of one turn, together. */
+  private readonly catchUpTurns = new TurnBudget(FLUSH_SLICE_MS)
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closed = false
   private observer: BrokerObserver | null = null
@@ -381,6 +387,8 @@ export class Broker {
         sub.cursor = this.history.latestId
         continue
       }
+      while (!this.catchUpTurns.tryTake()) await this.catchUpTurns.nextTurn()
+      if (sub.closed || this.closed) break
       this.deliver(sub, batchOf(entries, sub.unfiltered ? null : sub.filter))
     }
   }
