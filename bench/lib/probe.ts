@@ -1,6 +1,6 @@
-import { performance } from 'node:perf_hooks'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { Worker } from 'node:worker_threads'
 import { distribution, type Distribution } from './deliveries.js'
+import type { ProbeThreadInput, ProbeThreadResult } from './probeThread.js'
 
 /** What a probe sampler saw between start and stop. */
 export interface ProbeFigures {
@@ -16,52 +16,32 @@ export interface ProbeFigures {
 /**
  * Asks `url` (a probe such as /health) every `everyMs` until stopped, one request at a time, the
  * way an orchestrator would, and records each answer's round trip: how long the server keeps
- * its probes waiting while it is busy with fan-out.
+ * its probes waiting while it is busy with fan-out. The requests are made from a thread of
+ * their own (see probeThread.ts), as from a separate client.
  */
 export class ProbeSampler {
-  private readonly times: number[] = []
-  private failures = 0
-  private stopped = false
-  private inFlightSince: number | null = null
-  private readonly abort = new AbortController()
-  private readonly running: Promise<void>
+  private readonly thread: Worker
+  private readonly result: Promise<ProbeThreadResult>
 
-  constructor(
-    private readonly url: string,
-    private readonly everyMs = 100,
-  ) {
-    this.running = this.loop()
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.stopped) {
-      const started = performance.now()
-      this.inFlightSince = started
-      try {
-        const res = await fetch(this.url, { signal: this.abort.signal })
-        await res.arrayBuffer()
-        if (res.ok) this.times.push(performance.now() - started)
-        else this.failures++
-      } catch {
-        if (!this.stopped) this.failures++
-      }
-      this.inFlightSince = null
-      const left = this.everyMs - (performance.now() - started)
-      if (left > 0 && !this.stopped) await sleep(left)
-    }
+  constructor(url: string, everyMs = 100) {
+    // The benches run under tsx, whose loader a thread does not inherit on Node 20: the thread
+    // registers it before it loads the probe loop.
+    const loop = new URL('./probeThread.ts', import.meta.url).href
+    this.thread = new Worker(
+      `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(loop)}) })`,
+      { eval: true, workerData: { url, everyMs } satisfies ProbeThreadInput },
+    )
+    this.result = new Promise((resolve, reject) => {
+      this.thread.once('message', resolve)
+      this.thread.once('error', reject)
+    })
   }
 
   /** Stops sampling; a request still waiting for its answer is abandoned and reported. */
   async stop(): Promise<ProbeFigures> {
-    this.stopped = true
-    const since = this.inFlightSince
-    const unansweredMs = since === null ? 0 : performance.now() - since
-    this.abort.abort()
-    await this.running
-    return {
-      latency: distribution(Float64Array.from(this.times)),
-      failures: this.failures,
-      unansweredMs,
-    }
+    this.thread.postMessage('stop')
+    const { times, failures, unansweredMs } = await this.result
+    await this.thread.terminate()
+    return { latency: distribution(Float64Array.from(times)), failures, unansweredMs }
   }
 }
