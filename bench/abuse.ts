@@ -516,8 +516,8 @@ publishRun(ROOT, {
     `npm run build --silent && npx tsx bench/abuse.ts ${process.argv.slice(2).join(' ')}`.trim(),
   options: `${count(subscriberCount)} SSE subscribers and a writer at ${writeRate} creates/s during each attack; a fresh server per attack; an attack's answer is given up after ${ms(attackTimeoutMs)}`,
   notes: [
-    'Server: `node dist/main.js`, PGlite + filesystem storage in a fresh temp folder, log level warn; the attacker, subscribers, writer and probe run in one process on the same cores',
-    '/health: one request at a time every 50 ms from its own connection; "unanswered" means the last probe was still waiting when the attack ended (its wait counts as the max)',
+    'Server: `node dist/main.js`, PGlite + filesystem storage in a fresh temp folder, log level warn; the attacker, subscribers and writer run in one process on the same cores, the probe on a thread of its own',
+    '/health: one request at a time every 50 ms from its own connection and thread; "unanswered" means the last probe was still waiting when the attack ended (its wait counts as the max)',
     'Event latency: the writer’s POST sent → the subscriber’s socket read of its item.created, over every (event, subscriber) pair',
     `Load average (1 min) at start / end: ${loadAtStart.toFixed(2)} / ${(loadavg()[0] as number).toFixed(2)}`,
   ],
