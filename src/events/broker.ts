@@ -135,6 +135,28 @@ function matches(entry: Entry, filter: SubscriptionFilter): boolean {
  */
 const FLUSH_SLICE_MS = 10
 
+/** A flush pass's cost times this is the least time from its start to the next (see scheduleFlush). */
+const QUIET_FLUSH_SHARE = 2
+const BUSY_FLUSH_SHARE = 6
+/**
+ * Events per pass from which writes count as coming faster than passes. Not 2: a steady 50/s
+ * often puts two in one pass, and the longer busy gap then keeps it there.
+ */
+const BUSY_PASS_EVENTS = 4
+
+/** One flush pass: when it began, the time it spent writing, and how many new events it had. */
+export interface FlushPass {
+  at: number
+  busy: number
+  events: number
+}
+
+/** How long after `now` the next pass may start, given the last one (see scheduleFlush). */
+export function flushDelay(last: FlushPass, now: number): number {
+  const share = last.events >= BUSY_PASS_EVENTS ? BUSY_FLUSH_SHARE : QUIET_FLUSH_SHARE
+  return last.at + share * last.busy - now
+}
+
 /**
  * Calls `visit` for each item, at most FLUSH_SLICE_MS at a time: then it lets the event loop
  * answer others and goes on where it stopped (Set iterators stay valid across deletions and see
@@ -178,11 +200,13 @@ export class Broker {
   /** A flush turn is queued. */
   private flushScheduled = false
   /** The flush pass under way (it may span turns of the event loop): when it began, time spent. */
-  private pass: { at: number; busy: number } | null = null
+  private pass: FlushPass | null = null
   /** Events were taken while a pass was under way: another pass must follow it. */
   private passAgain = false
   /** When the last pass began and the time it spent writing, for pacing the next. */
-  private lastPass = { at: 0, busy: 0 }
+  private lastPass: FlushPass = { at: 0, busy: 0, events: 0 }
+  /** Events taken since the last pass began: what the next pass carries. */
+  private takenSincePass = 0
   /** What every pump's catch-up work may take of one turn, together. */
   private readonly catchUpTurns = new TurnBudget(FLUSH_SLICE_MS)
   private heartbeatTimer: NodeJS.Timeout | null = null
@@ -197,6 +221,7 @@ export class Broker {
       windowSize: options.windowSize,
       pageSize: options.pageSize ?? Math.min(this.batchSize, 256),
       onTaken: (count) => {
+        this.takenSincePass += count
         this.observer?.committed(count)
         this.scheduleFlush()
       },
@@ -249,10 +274,13 @@ export class Broker {
 
   /**
    * Events are not written as they are taken: the committing request answers first, and events
-   * committed before the flush runs share its writes. Fan-out gets at most half of the event
-   * loop: after a pass that spent t ms writing, the next starts no sooner than 2t after that one
-   * began. A quiet server flushes at once; a busy one (thousands of clients, a stream of writes)
-   * sends fewer, larger writes, and its writers keep their share of the process.
+   * committed before the flush runs share its writes. A pass costs about the same whatever it
+   * carries (one write per socket), so under a stream of writes the fan-out is paced: after a
+   * pass that spent t ms writing, the next starts no sooner than 2t after that one began (at
+   * most half of the loop), or 6t once passes carry several events each, as writes then come
+   * faster than passes (at most a sixth; each pass carries more). A quiet server flushes at
+   * once; writers under load keep most of the process, at the price of up to 6t of latency
+   * (README "The event stream").
    */
   private scheduleFlush(): void {
     if (this.pass) {
@@ -261,7 +289,7 @@ export class Broker {
     }
     if (this.flushScheduled) return
     this.flushScheduled = true
-    const wait = this.lastPass.at + 2 * this.lastPass.busy - performance.now()
+    const wait = flushDelay(this.lastPass, performance.now())
     if (wait >= 1) setTimeout(() => this.flush(), wait).unref()
     else setImmediate(() => this.flush())
   }
@@ -402,7 +430,8 @@ export class Broker {
    */
   private flush(): void {
     this.flushScheduled = false
-    const pass = { at: performance.now(), busy: 0 }
+    const pass: FlushPass = { at: performance.now(), busy: 0, events: this.takenSincePass }
+    this.takenSincePass = 0
     this.pass = pass
     // Per slice: events taken between slices make earlier batches short.
     let shared = new Map<number, Batch>()

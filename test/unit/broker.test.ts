@@ -1,7 +1,12 @@
 import { performance } from 'node:perf_hooks'
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Broker, type BrokerObserver, type ResetReason } from '../../src/events/broker.js'
+import {
+  Broker,
+  type BrokerObserver,
+  flushDelay,
+  type ResetReason,
+} from '../../src/events/broker.js'
 import { CHUNKED_FRAMING } from '../../src/events/framing.js'
 import { encodeEvent } from '../../src/events/sseEncoding.js'
 import { MemoryLog } from '../support/memoryLog.js'
@@ -519,5 +524,16 @@ describe('Broker observer', () => {
     // Then its own change reaches it, before the next one
     await sink.until(() => sink.ids().includes(4))
     expect(sink.ids()).toEqual([3, 4])
+  })
+})
+
+describe('flush pacing', () => {
+  it('gives the fan-out half of a busy loop, and a sixth once writes come faster than passes', () => {
+    // A pass that began at 100 ms and wrote for 5 ms.
+    expect(flushDelay({ at: 100, busy: 5, events: 1 }, 106)).toBe(4)
+    expect(flushDelay({ at: 100, busy: 5, events: 3 }, 106)).toBe(4)
+    expect(flushDelay({ at: 100, busy: 5, events: 4 }, 106)).toBe(24)
+    // A quiet server: the last pass is long over, the next starts at once.
+    expect(flushDelay({ at: 100, busy: 5, events: 50 }, 1000)).toBeLessThan(1)
   })
 })
