@@ -6,8 +6,9 @@
  *
  *   npm run build --silent && npx tsx bench/memory.ts [--clients 10000]
  *
- * Floors measured in the same run: bare PGlite (no silo around it) on a fresh folder and
- * reopened, with the same shared_buffers, and `node dist/main.js` for `npm start`.
+ * The server runs with npm start's node options (see SiloServer). Floors measured in the same
+ * run: bare PGlite (no silo around it, node's default options) on a fresh folder and reopened,
+ * with the same shared_buffers, and `node dist/main.js` for `npm start`.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
