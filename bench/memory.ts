@@ -26,7 +26,9 @@ import { SseLoad } from './lib/sseLoad.js'
 
 const USAGE = `usage: npm run build --silent && npx tsx bench/memory.ts [options]
   --clients N          idle SSE connections in the last phase (default 1000)
-  --settle S           seconds a started server is left alone before it is measured (default 5)
+  --settle S           seconds a started server is left alone before it is measured (default 20:
+                       V8 collects an idle process's start-up garbage by itself some 10 s on,
+                       and an idle server is what the figure is for)
   --shared-buffers S   PGlite's shared_buffers for the bare-PGlite floor, and for silo unless
                        --main is given (default 16MB)
   --main FILE          the server's entry point, e.g. an older build's dist/main.js for a before
@@ -37,7 +39,7 @@ const USAGE = `usage: npm run build --silent && npx tsx bench/memory.ts [options
 
 const args = benchArgs(USAGE, {
   clients: { type: 'string', default: '1000' },
-  settle: { type: 'string', default: '5' },
+  settle: { type: 'string', default: '20' },
   'shared-buffers': { type: 'string', default: '16MB' },
   main: { type: 'string' },
 })
