@@ -532,7 +532,7 @@ describe('operators find the server by its pid file', () => {
 })
 
 describe('memory under npm start', () => {
-  it('keeps V8\'s young generation to the 2 MiB semi-spaces npm start asks for', async () => {
+  it("keeps V8's young generation to the 2 MiB semi-spaces npm start asks for", async () => {
     // Given the server as npm start runs it, after some hundreds of requests
     const npm = spawnSilo(siloEnv(dataDir()), { viaNpm: true })
     const { url, pid } = await npm.listening()
