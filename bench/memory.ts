@@ -6,8 +6,9 @@
  *
  *   npm run build --silent && npx tsx bench/memory.ts [--clients 10000]
  *
- * Floors measured in the same run: bare PGlite (no silo around it) on a fresh folder and
- * reopened, with the same shared_buffers, and `node dist/main.js` for `npm start`.
+ * The server runs with npm start's node options (see SiloServer). Floors measured in the same
+ * run: bare PGlite (no silo around it, node's default options) on a fresh folder and reopened,
+ * with the same shared_buffers, and `node dist/main.js` for `npm start`.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -25,7 +26,9 @@ import { SseLoad } from './lib/sseLoad.js'
 
 const USAGE = `usage: npm run build --silent && npx tsx bench/memory.ts [options]
   --clients N          idle SSE connections in the last phase (default 1000)
-  --settle S           seconds a started server is left alone before it is measured (default 5)
+  --settle S           seconds a started server is left alone before it is measured (default 20:
+                       V8 collects an idle process's start-up garbage by itself some 10 s on,
+                       and an idle server is what the figure is for)
   --shared-buffers S   PGlite's shared_buffers for the bare-PGlite floor, and for silo unless
                        --main is given (default 16MB)
   --main FILE          the server's entry point, e.g. an older build's dist/main.js for a before
@@ -36,7 +39,7 @@ const USAGE = `usage: npm run build --silent && npx tsx bench/memory.ts [options
 
 const args = benchArgs(USAGE, {
   clients: { type: 'string', default: '1000' },
-  settle: { type: 'string', default: '5' },
+  settle: { type: 'string', default: '20' },
   'shared-buffers': { type: 'string', default: '16MB' },
   main: { type: 'string' },
 })

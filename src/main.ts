@@ -26,6 +26,13 @@ for (const stream of [process.stdout, process.stderr]) {
   })
 }
 
+// PGlite's PostgreSQL is WebAssembly. V8 first runs it as baseline (Liftoff) code and re-compiles
+// the hot functions with its optimising compiler on background threads; that compiler's scratch
+// memory, freed, stays in glibc's per-thread arenas, some 65 MiB of RSS for good. Baseline code
+// alone keeps it away (docs/BENCHMARKS.md, "Memory and start"). Set before PGlite compiles.
+const { setFlagsFromString } = await import('node:v8')
+setFlagsFromString('--liftoff-only')
+
 const { parseArgs } = await import('node:util')
 const { setTimeout: sleep } = await import('node:timers/promises')
 const { loadConfig, ConfigError } = await import('./config.js')

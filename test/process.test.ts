@@ -531,6 +531,27 @@ describe('operators find the server by its pid file', () => {
   })
 })
 
+describe('memory under npm start', () => {
+  it("keeps V8's young generation to the 2 MiB semi-spaces npm start asks for", async () => {
+    // Given the server as npm start runs it, after some hundreds of requests
+    const npm = spawnSilo(siloEnv(dataDir()), { viaNpm: true })
+    const { url, pid } = await npm.listening()
+    cleanups.push(() => {
+      if (isRunning(pid)) process.kill(pid, 'SIGKILL')
+    })
+    const token = (await npm.waitForLine(/^ {2}(silo_\S+)$/))[1] as string
+    for (let i = 0; i < 300; i++) await api({ url }, 'GET', '/api/items', { token })
+    // When its metrics are read
+    const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+    const newSpace = /^silo_nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(
+      await res.text(),
+    )?.[1]
+    // Then the new space holds two 2 MiB semi-spaces at most, not node's default 2 × 16 MiB
+    expect(Number(newSpace)).toBeGreaterThan(0)
+    expect(Number(newSpace)).toBeLessThanOrEqual(4 * 1024 * 1024)
+  })
+})
+
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0)

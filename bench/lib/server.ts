@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -22,6 +22,19 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const MAIN_JS = join(ROOT, 'dist', 'main.js')
 // Every harness imports this module before it builds anything or starts a server.
 noteCommitAtStart(ROOT)
+
+/**
+ * The options `npm start` gives node in the tree at `root` (its package.json start script), so
+ * that a benchmark runs the server as operators do, an older tree's for a before figure.
+ */
+export function startNodeOptions(root: string): string[] {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    scripts?: { start?: string }
+  }
+  const start = /^node((?: --\S+)*) dist\/main\.js$/.exec(pkg.scripts?.start ?? '')
+  if (!start) throw new Error(`${root}/package.json: start is not "node [options] dist/main.js"`)
+  return (start[1] as string).split(' ').filter(Boolean)
+}
 
 // The pid is optional: a before/after comparison runs these harnesses against older builds too.
 const LISTENING = /^silo listening on (http:\/\/\S+) \(mode ([a-z-]+)(?:, pid [0-9]+)?\)$/
@@ -58,8 +71,8 @@ export interface ServerExit {
 }
 
 /**
- * silo as a separate process (`node dist/main.js`) on a free loopback port with a fresh data
- * folder, as an operator would run it; the benchmark only talks to it over HTTP and reads
+ * silo as a separate process (`node dist/main.js` with npm start's node options) on a free
+ * loopback port with a fresh data folder, as an operator would run it; the benchmark only talks to it over HTTP and reads
  * /proc/<pid>. Build dist/ first (`npm run bench` does).
  */
 export class SiloServer {
@@ -89,6 +102,7 @@ export class SiloServer {
     this.ownsDataDir = options.dataDir === undefined
     this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'silo-bench-'))
     this.expectsToken = !existsSync(join(this.dataDir, 'db', 'PG_VERSION'))
+    const mainJs = options.mainJs ?? MAIN_JS
     const env: NodeJS.ProcessEnv = {}
     // Nothing from the caller's environment may change how silo or node behaves.
     for (const [key, value] of Object.entries(process.env)) {
@@ -110,9 +124,10 @@ export class SiloServer {
     this.proc = spawn(
       process.execPath,
       [
+        ...startNodeOptions(dirname(dirname(mainJs))),
         ...(this.inspect ? ['--inspect=127.0.0.1:0'] : []),
         ...(options.nodeArgs ?? []),
-        options.mainJs ?? MAIN_JS,
+        mainJs,
       ],
       {
         cwd: ROOT,
@@ -120,7 +135,7 @@ export class SiloServer {
         stdio: 'pipe',
       },
     )
-    if (this.proc.pid === undefined) throw new Error(`could not spawn node ${MAIN_JS}`)
+    if (this.proc.pid === undefined) throw new Error(`could not spawn node ${mainJs}`)
     this.pid = this.proc.pid
     this.proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.onStdout(chunk))
     this.proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
