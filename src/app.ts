@@ -15,6 +15,7 @@ import metricsPlugin from './plugins/metrics.js'
 import modesPlugin from './plugins/modes.js'
 import openapiPlugin from './plugins/openapi.js'
 import authPlugin from './plugins/auth.js'
+import principalsPlugin from './plugins/principals.js'
 import earlyAnswersPlugin from './plugins/earlyAnswers.js'
 import errorHandlerPlugin, { answerClientError } from './plugins/errorHandler.js'
 import requireWritablePlugin from './plugins/requireWritable.js'
@@ -107,6 +108,7 @@ export async function buildApp(
     })
     await app.register(sheetPoolPlugin)
     await app.register(metricsPlugin)
+    await app.register(principalsPlugin)
     await app.register(streamRightsPlugin, { events: config.events })
     await app.register(corsPlugin, { origins: config.server.cors_origins })
     // Multipart bodies are streamed by the routes that take them (file revisions, imports);

@@ -3,6 +3,7 @@ import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import { hashToken } from '../src/domain/tokens.js'
 import authPlugin from '../src/plugins/auth.js'
+import principalsPlugin from '../src/plugins/principals.js'
 import { actorNamed, api, startServer, type TestServer } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
 
@@ -423,7 +424,10 @@ describe('secrets in logs', () => {
 })
 
 describe('every route declares a role', () => {
-  /** A bare Fastify with the real auth plugin; `database` stands in for the real plugin. */
+  /**
+   * A bare Fastify with the real auth plugin and the principals it needs; `database` stands in
+   * for the real plugin.
+   */
   async function bareAppWithAuth() {
     const app = Fastify()
     await app.register(
@@ -434,6 +438,7 @@ describe('every route declares a role', () => {
         { name: 'database' },
       ),
     )
+    await app.register(principalsPlugin)
     await app.register(authPlugin)
     return app
   }

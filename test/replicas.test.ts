@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { Database } from '../src/db/database.js'
 import { openPostgres } from '../src/db/postgres.js'
 import { createToken } from '../src/domain/tokens.js'
-import { killChildren, siloEnv, type SiloProcess, spawnSilo } from './support/child.js'
+import { killChildren, runCli, siloEnv, type SiloProcess, spawnSilo } from './support/child.js'
 import { databaseUrlFor, testDatabaseServer } from './support/postgres.js'
 import { api, freshDataDir, removeDataDir } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
@@ -434,6 +434,77 @@ describe.skipIf(!databaseServer)(
       await again.connected()
       expect(again.status).toBe(401)
       expect(bystander.closed).toBe(false)
+    })
+    describe('remembered principals (each replica caches who a token or session is)', () => {
+      const itemsWith = (url: string, headers: Record<string, string>) =>
+        fetch(`${url}/api/items?limit=1`, { headers })
+
+      it('refuses a token on another replica at once after it is revoked through one', async () => {
+        // Given two replicas, and a token that the second has just authenticated (cached)
+        const fleet = await startFleet(2)
+        const [a, b] = fleet.replicas as [Replica, Replica]
+        const admin = await createToken(fleet.db, { name: 'admin', role: 'admin' })
+        const revoked = await createToken(fleet.db, { name: 'revoked', role: 'viewer' })
+        const bearer = { authorization: `Bearer ${revoked.token}` }
+        expect((await itemsWith(b.url, bearer)).status).toBe(200)
+        expect((await itemsWith(b.url, bearer)).status).toBe(200)
+
+        // When an admin revokes it through the first replica
+        const res = await api({ url: a.url }, 'DELETE', `/api/admin/tokens/${revoked.id}`, {
+          token: admin.token,
+        })
+        expect(res.status).toBe(204)
+
+        // Then the very next request with it on either replica is refused
+        expect((await itemsWith(b.url, bearer)).status).toBe(401)
+        expect((await itemsWith(a.url, bearer)).status).toBe(401)
+      })
+
+      it('refuses a token at once after the CLI (another process) revoked it', async () => {
+        // Given a replica that has just authenticated a token
+        const fleet = await startFleet(1)
+        const [a] = fleet.replicas as [Replica]
+        const revoked = await createToken(fleet.db, { name: 'cli-revoked', role: 'viewer' })
+        const bearer = { authorization: `Bearer ${revoked.token}` }
+        expect((await itemsWith(a.url, bearer)).status).toBe(200)
+
+        // When the CLI revokes it
+        const cli = await runCli(['token', 'revoke', String(revoked.id)], siloEnv(fleet.dir))
+        expect(cli.stderr).toBe('')
+        expect(cli.code).toBe(0)
+
+        // Then the next request with it is refused
+        expect((await itemsWith(a.url, bearer)).status).toBe(401)
+      })
+
+      it('refuses a session cookie on another replica at once after signing out through one', async () => {
+        // Given a browser session that both replicas have just authenticated
+        const fleet = await startFleet(2)
+        const [a, b] = fleet.replicas as [Replica, Replica]
+        const started = await fetch(`${a.url}/api/session`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ token: fleet.tokens.viewer }),
+        })
+        expect(started.status).toBe(201)
+        const cookie = /^(silo_session=[^;]+)/.exec(started.headers.get('set-cookie') ?? '')?.[1]
+        const withCookie = { cookie: cookie as string }
+        expect((await itemsWith(a.url, withCookie)).status).toBe(200)
+        expect((await itemsWith(b.url, withCookie)).status).toBe(200)
+
+        // When it signs out through the first replica
+        const out = await fetch(`${a.url}/api/session`, {
+          method: 'DELETE',
+          headers: { ...withCookie, origin: a.url },
+        })
+        expect(out.status).toBe(204)
+
+        // Then the next request with the cookie on the second is refused; the token still works
+        expect((await itemsWith(b.url, withCookie)).status).toBe(401)
+        expect(
+          (await itemsWith(b.url, { authorization: `Bearer ${fleet.tokens.viewer}` })).status,
+        ).toBe(200)
+      })
     })
   },
 )

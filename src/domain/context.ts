@@ -1,6 +1,13 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { Database, Queryable } from '../db/database.js'
-import { appendEvents, type NewEvent, type StoredEvent } from '../events/eventLog.js'
+import {
+  appendEvents,
+  eventAppendSql,
+  eventParams,
+  type NewEvent,
+  type StoredEvent,
+  storedEvents,
+} from '../events/eventLog.js'
 import type { ObjectStorage } from '../storage/objectStorage.js'
 import type { Actor } from './schemas.js'
 
@@ -68,4 +75,28 @@ export async function mutate<T>(
     ctx.eventsCommitted(stored.slice(at, at + EVENT_SLICE))
   }
   return result
+}
+
+/**
+ * A change that is one statement (an INSERT … RETURNING, say) whose events are known before it
+ * runs: the change and the append go to the database as one statement, which is atomic by
+ * itself, so the mutation is one round trip instead of BEGIN, change, append, COMMIT. `sql`
+ * uses parameters $1…$n (`params`) and either applies or raises; its RETURNING rows come back.
+ */
+export async function mutateInOneStatement<T>(
+  ctx: DomainContext,
+  change: { sql: string; params: unknown[] },
+  events: NewEvent[],
+): Promise<T[]> {
+  if (events.length === 0) throw new Error('mutateInOneStatement needs the events it appends')
+  const { rows } = await ctx.db.query<T & { events: unknown }>(
+    `WITH changed AS (${change.sql}),
+     ${eventAppendSql(change.params.length + 1)}
+     SELECT changed.*, appended.events FROM changed, appended`,
+    [...change.params, ...eventParams(events)],
+  )
+  const first = rows[0]
+  if (!first) throw new Error('a one-statement change returned no row')
+  ctx.eventsCommitted(storedEvents(first.events))
+  return rows.map(({ events: _events, ...row }) => row as T)
 }

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/database.js'
 import { PG_UNIQUE_VIOLATION, pgErrorCode } from '../db/database.js'
-import { type ActingContext, mutate } from './context.js'
+import { type ActingContext, mutate, mutateInOneStatement } from './context.js'
 import { itemCreated, itemDeleted, itemUpdated } from '../events/catalogue.js'
 import { AppError, conflict, notFound } from './errors.js'
 import { propertyValueProblem } from './properties.js'
@@ -89,25 +89,38 @@ function checkPropertyValues(properties: Record<string, unknown> | undefined): v
   }
 }
 
+/** The version a new item starts at. */
+const FIRST_VERSION = 1
+
 export async function createItem(ctx: ActingContext, input: NewItem): Promise<Item> {
   checkPropertyValues(input.properties)
+  const fields = {
+    part_number: input.part_number,
+    description: input.description ?? '',
+    item_type: input.item_type,
+    properties: input.properties ?? {},
+    version: FIRST_VERSION,
+  }
   try {
-    return await mutate(ctx, async (tx, emit) => {
-      const { rows } = await tx.query<ItemRow>(
-        `INSERT INTO items (part_number, description, item_type, properties, created_by, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $5) RETURNING ${COLUMNS}`,
-        [
-          input.part_number,
-          input.description ?? '',
-          input.item_type,
-          JSON.stringify(input.properties ?? {}),
+    // Its event is known before the insert runs: one statement does both (issue 14).
+    const [row] = await mutateInOneStatement<ItemRow>(
+      ctx,
+      {
+        sql: `INSERT INTO items
+                (part_number, description, item_type, properties, version, created_by, updated_by)
+              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ${COLUMNS}`,
+        params: [
+          fields.part_number,
+          fields.description,
+          fields.item_type,
+          JSON.stringify(fields.properties),
+          fields.version,
           JSON.stringify(ctx.actor),
         ],
-      )
-      const item = toItem(rows[0] as ItemRow)
-      emit(itemCreated(item, ctx.actor))
-      return item
-    })
+      },
+      [itemCreated(fields, ctx.actor)],
+    )
+    return toItem(row as ItemRow)
   } catch (err) {
     if (pgErrorCode(err) === PG_UNIQUE_VIOLATION) {
       throw conflict(`item ${input.part_number} already exists`)

@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import type { Queryable } from '../db/database.js'
 import type { SessionInfo } from './schemas.js'
-import { type Principal, type Role, authenticate, hashToken, tokenPrincipal } from './tokens.js'
+import {
+  type Principal,
+  RIGHTS_CHANNEL,
+  type Role,
+  authenticate,
+  hashToken,
+  sessionNotice,
+  tokenPrincipal,
+} from './tokens.js'
 
 /**
  * Browser sessions (the README's "Web console"): a token pasted once is exchanged for a random
@@ -61,7 +69,16 @@ export async function sessionPrincipal(
   secret: string,
 ): Promise<Principal | 'expired' | null> {
   if (secret.length > 100) return null
-  const idHash = hashToken(secret)
+  const found = await sessionByHash(db, hashToken(secret))
+  if (!found) return null
+  return found.expired ? 'expired' : found.principal
+}
+
+/** The session whose id is `idHash`, whether it has ended, and the database's clock. */
+export async function sessionByHash(
+  db: Queryable,
+  idHash: string,
+): Promise<{ principal: Principal; expired: boolean; dbNow: number } | null> {
   const { rows } = await db.query<{
     id: number
     name: string
@@ -69,23 +86,32 @@ export async function sessionPrincipal(
     expires_at: Date | string | null
     session_expires_at: Date | string
     expired: boolean
+    db_now: number
   }>(
     `SELECT t.id::float8 AS id, t.name, t.role, t.expires_at, s.expires_at AS session_expires_at,
-            s.expires_at <= now() AS expired
+            s.expires_at <= now() AS expired, (extract(epoch FROM now()) * 1000)::float8 AS db_now
      FROM sessions s JOIN api_tokens t ON t.id = s.token_id WHERE s.id_hash = $1`,
     [idHash],
   )
   const row = rows[0]
   if (!row) return null
-  if (row.expired) return 'expired'
   return {
-    ...tokenPrincipal(row),
-    session: { id: idHash, expiresAt: new Date(row.session_expires_at).getTime() },
+    principal: {
+      ...tokenPrincipal(row),
+      session: { id: idHash, expiresAt: new Date(row.session_expires_at).getTime() },
+    },
+    expired: row.expired === true,
+    dbNow: Number(row.db_now),
   }
 }
 
+/** Ends a session; NOTIFYs every process that caches principals, at its commit. */
 export async function endSession(db: Queryable, sessionId: string): Promise<void> {
-  await db.query('DELETE FROM sessions WHERE id_hash = $1', [sessionId])
+  await db.query(
+    `WITH ended AS (DELETE FROM sessions WHERE id_hash = $1 RETURNING id_hash)
+     SELECT pg_notify($2, $3) FROM ended`,
+    [sessionId, RIGHTS_CHANNEL, sessionNotice(sessionId)],
+  )
 }
 
 /** Of the sessions `ids` (hashes), those that still hold by the database's clock. */

@@ -28,6 +28,15 @@ export interface Principal {
 
 export type { TokenInfo } from './schemas.js'
 
+/**
+ * The NOTIFY channel naming rights that ended, `token:<id>` or `session:<hash>`, so that every
+ * process drops what it remembers of them (src/domain/principalCache.ts).
+ */
+export const RIGHTS_CHANNEL = 'silo_rights'
+
+export const tokenNotice = (tokenId: number) => `token:${tokenId}`
+export const sessionNotice = (sessionId: string) => `session:${sessionId}`
+
 /** Who a token's requests act as, in the rows and events they write. */
 export function tokenActor(principal: Principal | null): Actor {
   // Only public routes run without a principal, and none of them writes.
@@ -139,7 +148,8 @@ export async function listTokens(db: Queryable): Promise<TokenInfo[]> {
 
 /**
  * Revokes a token: its row goes (which is what ends its rights, on every replica), and who
- * revoked it is kept in token_revocations, in the same statement.
+ * revoked it is kept in token_revocations, in the same statement; which NOTIFYs every process
+ * that caches principals (the CLI's revocation included) at its commit.
  */
 export async function revokeToken(
   db: Queryable,
@@ -148,9 +158,12 @@ export async function revokeToken(
 ): Promise<void> {
   const { rows } = await db.query(
     `WITH revoked AS (DELETE FROM api_tokens WHERE id = $1 RETURNING id, name, role)
-     INSERT INTO token_revocations (token_id, name, role, revoked_by)
-     SELECT id, name, role, $2 FROM revoked RETURNING token_id`,
-    [id, JSON.stringify(revokedBy)],
+     , recorded AS (
+       INSERT INTO token_revocations (token_id, name, role, revoked_by)
+       SELECT id, name, role, $2 FROM revoked RETURNING token_id
+     )
+     SELECT token_id, pg_notify($3, $4) FROM recorded`,
+    [id, JSON.stringify(revokedBy), RIGHTS_CHANNEL, tokenNotice(id)],
   )
   if (rows.length === 0) throw notFound(`token ${id}`)
 }
@@ -161,6 +174,16 @@ export async function authenticate(
   token: string,
 ): Promise<Principal | 'expired' | null> {
   if (!token.startsWith('silo_') || token.length > 200) return null
+  const found = await tokenByHash(db, hashToken(token))
+  if (!found) return null
+  return found.expired ? 'expired' : found.principal
+}
+
+/** The token stored under `hash`, whether it has expired, and the database's clock. */
+export async function tokenByHash(
+  db: Queryable,
+  hash: string,
+): Promise<{ principal: Principal; expired: boolean; dbNow: number } | null> {
   // The database's clock decides, so every replica agrees on when a token has expired.
   const { rows } = await db.query<{
     id: number
@@ -168,15 +191,16 @@ export async function authenticate(
     role: Role
     expires_at: Date | string | null
     expired: boolean
+    db_now: number
   }>(
-    `SELECT id::float8 AS id, name, role, expires_at, expires_at <= now() AS expired
+    `SELECT id::float8 AS id, name, role, expires_at, expires_at <= now() AS expired,
+            (extract(epoch FROM now()) * 1000)::float8 AS db_now
      FROM api_tokens WHERE token_hash = $1`,
-    [hashToken(token)],
+    [hash],
   )
   const row = rows[0]
   if (!row) return null
-  if (row.expired) return 'expired'
-  return tokenPrincipal(row)
+  return { principal: tokenPrincipal(row), expired: row.expired === true, dbNow: Number(row.db_now) }
 }
 
 /** A token's row as the right it grants (a session adds its own end). */

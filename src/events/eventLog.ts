@@ -35,32 +35,64 @@ const EVENT_ORDER_LOCK = 5111
 export const EVENTS_CHANNEL = 'silo_events'
 
 /**
+ * The SQL that appends events as part of a bigger statement: CTE members (after a `WITH`, the
+ * last of them `appended`, one row whose `events` column holds the stored rows as JSON) taking
+ * the event-order lock, inserting, and sending the NOTIFY that wakes every replica's broker.
+ * `at` is the number of the first of the four parameters it uses, in `eventParams`' order.
+ *
+ * The lock comes from a CTE that the insert reads, so it is held before the first id is drawn:
+ * a volatile CTE is evaluated once, before any row reaches the insert. The stored rows are
+ * returned as the database has them (jsonb's key order), so a subscriber served live gets the
+ * same bytes as one served by replay.
+ */
+export function eventAppendSql(at: number): string {
+  // NOTIFY is delivered at commit and carries the newest id, so a broker that has the events
+  // already (the committing one) need not read them back. PostgreSQL sends identical
+  // notifications of one transaction once.
+  return `ordered AS (SELECT pg_advisory_xact_lock($${at}) AS locked),
+     inserted AS (
+       INSERT INTO events (type, part_number, data)
+       SELECT e.type, e.part_number, e.data FROM ordered,
+              unnest($${at + 1}::text[], $${at + 2}::text[], $${at + 3}::jsonb[])
+                AS e(type, part_number, data)
+       RETURNING id, type, part_number, data
+     ),
+     appended AS (
+       SELECT json_agg(json_build_object(
+                'id', id, 'type', type, 'part_number', part_number, 'data', data)) AS events,
+              pg_notify('${EVENTS_CHANNEL}', max(id)::text) AS notified
+       FROM inserted
+     )`
+}
+
+/** The parameters `eventAppendSql` refers to, in its order. */
+export function eventParams(events: NewEvent[]): unknown[] {
+  return [
+    EVENT_ORDER_LOCK,
+    events.map((e) => e.type),
+    events.map((e) => e.part_number),
+    events.map((e) => JSON.stringify(e.data)),
+  ]
+}
+
+/** The stored rows of an append (`appended.events`), in id order. */
+export function storedEvents(appended: unknown): StoredEvent[] {
+  // json arrives parsed from pg and PGlite alike; text only if a driver leaves it unparsed.
+  const rows = (typeof appended === 'string' ? JSON.parse(appended) : appended) as StoredEvent[]
+  return rows.map(normalise).sort((a, b) => a.id - b.id)
+}
+
+/**
  * Appends events inside the caller's transaction, so an event exists exactly when its change
- * commits. Returns the stored rows with their ids.
+ * commits: one statement, lock included. Returns the stored rows with their ids.
  */
 export async function appendEvents(tx: Queryable, events: NewEvent[]): Promise<StoredEvent[]> {
   if (events.length === 0) return []
-  await tx.query('SELECT pg_advisory_xact_lock($1)', [EVENT_ORDER_LOCK])
-  // NOTIFY is delivered at commit and wakes every replica's broker; it carries the newest id,
-  // so a broker that has the events already (the committing one) need not read them back.
-  // PostgreSQL sends identical notifications of one transaction once.
-  const { rows } = await tx.query<StoredEvent>(
-    `WITH inserted AS (
-       INSERT INTO events (type, part_number, data)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
-       RETURNING id, type, part_number, data
-     )
-     SELECT id::float8 AS id, type, part_number, data,
-            pg_notify($4, (SELECT max(id) FROM inserted)::text)
-     FROM inserted`,
-    [
-      events.map((e) => e.type),
-      events.map((e) => e.part_number),
-      events.map((e) => JSON.stringify(e.data)),
-      EVENTS_CHANNEL,
-    ],
+  const { rows } = await tx.query<{ events: unknown }>(
+    `WITH ${eventAppendSql(1)} SELECT events FROM appended`,
+    eventParams(events),
   )
-  return rows.map(normalise).sort((a, b) => a.id - b.id)
+  return storedEvents(rows[0]?.events)
 }
 
 function normalise(row: StoredEvent): StoredEvent {

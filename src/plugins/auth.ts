@@ -2,8 +2,10 @@ import fastifyCookie from '@fastify/cookie'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError } from '../domain/errors.js'
-import { SESSION_COOKIE, sessionPrincipal } from '../domain/sessions.js'
-import { authenticate, type Principal, type Role, roleAllows } from '../domain/tokens.js'
+import type { Queryable } from '../db/database.js'
+import type { PrincipalCache } from '../domain/principalCache.js'
+import { SESSION_COOKIE } from '../domain/sessions.js'
+import { type Principal, type Role, roleAllows } from '../domain/tokens.js'
 
 /** The role a route needs; `none` marks the few public routes (probes). */
 export type RouteRole = Role | 'none'
@@ -62,12 +64,13 @@ export function refuseCrossSite(request: FastifyRequest): void {
 
 /** Who holds the request's right: its bearer token, else its session cookie. */
 async function principalOf(
-  db: Parameters<typeof authenticate>[0],
+  db: Queryable,
+  principals: PrincipalCache,
   request: FastifyRequest,
 ): Promise<Principal> {
   const token = bearerToken(request)
   if (token !== undefined) {
-    const principal = await authenticate(db, token)
+    const principal = await principals.token(db, token)
     if (!principal) throw unauthorized('invalid token')
     if (principal === 'expired') throw unauthorized('token expired')
     return principal
@@ -75,7 +78,7 @@ async function principalOf(
   const session = request.cookies[SESSION_COOKIE]
   if (session === undefined) throw unauthorized('missing bearer token')
   refuseCrossSite(request)
-  const principal = await sessionPrincipal(db, session)
+  const principal = await principals.session(db, session)
   if (!principal) throw unauthorized('the session has ended: sign in again')
   if (principal === 'expired') throw unauthorized('the session has expired: sign in again')
   return principal
@@ -97,12 +100,12 @@ export default fp(
       const role = request.routeOptions.config.role
       // Unmatched URLs have no route config; they fall through to the 404 handler.
       if (role === undefined || role === 'none') return
-      const principal = await principalOf(app.db, request)
+      const principal = await principalOf(app.db, app.principals.cache, request)
       if (!roleAllows(principal.role, role)) {
         throw new AppError(403, 'forbidden', `this needs the ${role} role`)
       }
       request.principal = principal
     })
   },
-  { name: 'auth', dependencies: ['database'] },
+  { name: 'auth', dependencies: ['database', 'principals'] },
 )

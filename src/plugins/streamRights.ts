@@ -96,7 +96,13 @@ export default fp<{ events: Config['events'] }>(
       // Expiries known since authentication need no database.
       endStreams(lostRights(holders, null, Date.now()))
       const ids = holders.map(([tokenId]) => tokenId)
-      endStreams(lostRights(holders, await storedTokens(app.db, ids), Date.now()))
+      const lost = lostRights(holders, await storedTokens(app.db, ids), Date.now())
+      // A revocation this process was not told of (a DELETE behind silo's back) ends what it
+      // remembers of the token too, before its streams end.
+      for (const [tokenId, reason] of lost) {
+        if (reason === 'token_revoked') app.principals.cache.forgetToken(tokenId)
+      }
+      endStreams(lost)
       const held = [...sessionSlots.holders()]
       if (held.length > 0) {
         endSessions(endedSessions(held, null, Date.now()))
@@ -104,7 +110,9 @@ export default fp<{ events: Config['events'] }>(
           app.db,
           held.map(([id]) => id),
         )
-        endSessions(endedSessions(held, live, Date.now()))
+        const ended = endedSessions(held, live, Date.now())
+        for (const sessionId of ended.keys()) app.principals.cache.forgetSession(sessionId)
+        endSessions(ended)
       }
       return true
     }
@@ -135,5 +143,5 @@ export default fp<{ events: Config['events'] }>(
       await sweeping
     })
   },
-  { name: 'streamRights', dependencies: ['database', 'broker', 'metrics'] },
+  { name: 'streamRights', dependencies: ['database', 'broker', 'metrics', 'principals'] },
 )

@@ -3,7 +3,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { setFleetReadOnly } from '../domain/fleetSettings.js'
 import { CreatedToken, NewToken, TokenInfo } from '../domain/schemas.js'
-import { createToken, listTokens, revokeToken, tokenActor, tokenExpiry } from '../domain/tokens.js'
+import {
+  createToken,
+  listTokens,
+  revokeToken,
+  tokenActor,
+  tokenExpiry,
+  tokenNotice,
+} from '../domain/tokens.js'
 import { ErrorBody, Mode, authErrors, bodyErrors } from './schemas.js'
 
 const ModeBody = Type.Object({
@@ -90,7 +97,10 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
       },
     },
     async (request, reply) => {
-      await revokeToken(app.db, request.params.id, tokenActor(request.principal))
+      const { id } = request.params
+      await app.principals.withdraw(tokenNotice(id), () =>
+        revokeToken(app.db, id, tokenActor(request.principal)),
+      )
       // Here at once; other replicas find out on their next check of open streams' tokens.
       app.streamRights.end(request.params.id, 'token_revoked')
       return reply.code(204).send(null)
