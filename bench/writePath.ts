@@ -52,7 +52,7 @@ const options = {
   items: numberArg(args, 'items', 'integer'),
   warmup: numberArg(args, 'warmup', 'integer'),
   writers: numberArg(args, 'writers', 'integer'),
-  clients: numberArg(args, 'clients', 'integer'),
+  clients: Math.floor(numberArg(args, 'clients', 'non-negative')),
   stallMs: numberArg(args, 'stall', 'positive') * 1000,
 }
 
