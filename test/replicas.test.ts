@@ -3,7 +3,7 @@ import type { Database } from '../src/db/database.js'
 import { openPostgres } from '../src/db/postgres.js'
 import { createToken } from '../src/domain/tokens.js'
 import { killChildren, runCli, siloEnv, type SiloProcess, spawnSilo } from './support/child.js'
-import { databaseUrlFor, testDatabaseServer } from './support/postgres.js'
+import { databaseUrlFor, psql, testDatabaseServer } from './support/postgres.js'
 import { api, freshDataDir, removeDataDir } from './support/server.js'
 import { SseClient } from './support/sseClient.js'
 
@@ -439,15 +439,29 @@ describe.skipIf(!databaseServer)(
       const itemsWith = (url: string, headers: Record<string, string>) =>
         fetch(`${url}/api/items?limit=1`, { headers })
 
-      it('refuses a token on another replica at once after it is revoked through one', async () => {
-        // Given two replicas, and a token that the second has just authenticated (cached)
+      /** A stream on `url` with `headers`, once greeted: its token is then remembered there. */
+      async function greetedStream(url: string, headers: Record<string, string>) {
+        const stream = new SseClient(url, { headers })
+        clients.add(stream)
+        await stream.waitForEvent('server.state')
+        return stream
+      }
+
+      async function closedWith(stream: SseClient, reason: string): Promise<void> {
+        await stream.ended
+        expect(stream.events.at(-1)).toEqual({ type: 'stream.closed', data: { reason } })
+      }
+
+      it('refuses a token on another replica from the moment that replica ends its streams', async () => {
+        // Given two replicas, and a token that the second has authenticated (and remembers) for
+        // an API request and for a stream that is still open
         const fleet = await startFleet(2)
         const [a, b] = fleet.replicas as [Replica, Replica]
         const admin = await createToken(fleet.db, { name: 'admin', role: 'admin' })
         const revoked = await createToken(fleet.db, { name: 'revoked', role: 'viewer' })
         const bearer = { authorization: `Bearer ${revoked.token}` }
         expect((await itemsWith(b.url, bearer)).status).toBe(200)
-        expect((await itemsWith(b.url, bearer)).status).toBe(200)
+        const stream = await greetedStream(b.url, bearer)
 
         // When an admin revokes it through the first replica
         const res = await api({ url: a.url }, 'DELETE', `/api/admin/tokens/${revoked.id}`, {
@@ -455,30 +469,35 @@ describe.skipIf(!databaseServer)(
         })
         expect(res.status).toBe(204)
 
-        // Then the very next request with it on either replica is refused
+        // Then once the second has ended the token's stream (the step in which it forgets the
+        // token), its very next request with the token is refused, as on the first
+        await closedWith(stream, 'token_revoked')
         expect((await itemsWith(b.url, bearer)).status).toBe(401)
         expect((await itemsWith(a.url, bearer)).status).toBe(401)
       })
 
-      it('refuses a token at once after the CLI (another process) revoked it', async () => {
-        // Given a replica that has just authenticated a token
+      it('refuses a token from the moment the replica ends its streams after the CLI revoked it', async () => {
+        // Given a replica that remembers a token, with a stream of it open
         const fleet = await startFleet(1)
         const [a] = fleet.replicas as [Replica]
         const revoked = await createToken(fleet.db, { name: 'cli-revoked', role: 'viewer' })
         const bearer = { authorization: `Bearer ${revoked.token}` }
         expect((await itemsWith(a.url, bearer)).status).toBe(200)
+        const stream = await greetedStream(a.url, bearer)
 
-        // When the CLI revokes it
+        // When the CLI (another process) revokes it
         const cli = await runCli(['token', 'revoke', String(revoked.id)], siloEnv(fleet.dir))
         expect(cli.stderr).toBe('')
         expect(cli.code).toBe(0)
 
-        // Then the next request with it is refused
+        // Then once the stream has ended, the next request with the token is refused
+        await closedWith(stream, 'token_revoked')
         expect((await itemsWith(a.url, bearer)).status).toBe(401)
       })
 
-      it('refuses a session cookie on another replica at once after signing out through one', async () => {
-        // Given a browser session that both replicas have just authenticated
+      it("refuses a session cookie on another replica from the moment it ends the session's streams", async () => {
+        // Given a browser session that both replicas have authenticated, with a stream of it
+        // open on the second
         const fleet = await startFleet(2)
         const [a, b] = fleet.replicas as [Replica, Replica]
         const started = await fetch(`${a.url}/api/session`, {
@@ -491,6 +510,7 @@ describe.skipIf(!databaseServer)(
         const withCookie = { cookie: cookie as string }
         expect((await itemsWith(a.url, withCookie)).status).toBe(200)
         expect((await itemsWith(b.url, withCookie)).status).toBe(200)
+        const stream = await greetedStream(b.url, withCookie)
 
         // When it signs out through the first replica
         const out = await fetch(`${a.url}/api/session`, {
@@ -499,13 +519,41 @@ describe.skipIf(!databaseServer)(
         })
         expect(out.status).toBe(204)
 
-        // Then requests with the cookie on the second are refused once PostgreSQL has delivered
-        // the notice (milliseconds; the revoking replica waits for its own copy, which under
-        // load can arrive before the other's); the token still works
-        await expect.poll(async () => (await itemsWith(b.url, withCookie)).status).toBe(401)
+        // Then once the second has ended the session's stream, the cookie is refused there;
+        // the token it was made from still works
+        await closedWith(stream, 'signed_out')
+        expect((await itemsWith(b.url, withCookie)).status).toBe(401)
         expect(
           (await itemsWith(b.url, { authorization: `Bearer ${fleet.tokens.viewer}` })).status,
         ).toBe(200)
+      })
+
+      it('reads every token from the database while its LISTEN connection is down', async () => {
+        // Given a replica that remembers a token, and whose notification connection for rights
+        // is cut and cannot come back (the database takes no new connections; pooled ones stay)
+        const fleet = await startFleet(1)
+        const [a] = fleet.replicas as [Replica]
+        const revoked = await createToken(fleet.db, { name: 'revoked-unheard', role: 'viewer' })
+        const bearer = { authorization: `Bearer ${revoked.token}` }
+        expect((await itemsWith(a.url, bearer)).status).toBe(200)
+        const database = new URL(databaseUrlFor(fleet.dir) as string).pathname.slice(1)
+        psql(`ALTER DATABASE ${database} WITH ALLOW_CONNECTIONS false`)
+        try {
+          const cut = psql(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = '${database}' AND query = 'LISTEN "silo_rights"'`,
+          )
+          expect(cut.trim()).toBe('t')
+          await a.child.waitForLog(/notification connection for silo_rights lost/)
+
+          // When the token is revoked meanwhile, straight in the database (no notice at all)
+          await fleet.db.query('DELETE FROM api_tokens WHERE id = $1', [revoked.id])
+
+          // Then the replica refuses it at once
+          expect((await itemsWith(a.url, bearer)).status).toBe(401)
+        } finally {
+          psql(`ALTER DATABASE ${database} WITH ALLOW_CONNECTIONS true`)
+        }
       })
     })
   },

@@ -231,11 +231,13 @@ describe('a session ends with its rights, and takes its streams', () => {
     expect(rows).toEqual([])
   })
 
-  it('when the session is signed out behind this process (another replica): the sweep ends its stream', async () => {
+  it('when the session is deleted behind this process: the sweep ends its stream, then the cookie is refused', async () => {
     const session = await signIn((await newToken('viewer')).token)
     const stream = await sessionStream(session)
     await server.app.db.query('DELETE FROM sessions')
     await expectClosedWith(stream, 'signed_out')
+    // The session was remembered when the stream opened; the sweep forgot it as it ended it.
+    expect((await api(server, 'GET', '/api/session', withCookie(session))).status).toBe(401)
   })
 })
 

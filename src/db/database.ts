@@ -11,13 +11,16 @@ export interface Database extends Queryable {
   close(): Promise<void>
   /**
    * Calls `onNotify` with the payload of every NOTIFY on `channel` from any process, and
-   * `onReconnect` after notifications may have been missed. Absent where one process is all
-   * there is (PGlite).
+   * `onReconnect` after notifications may have been missed (once LISTENing again). `onLost`
+   * runs as soon as the connection is known to be broken, before notices can be missed
+   * unnoticed by anyone waiting for the reconnect. Absent where one process is all there is
+   * (PGlite).
    */
   listen?(
     channel: string,
     onNotify: (payload: string) => void,
     onReconnect: () => void,
+    onLost?: () => void,
   ): Promise<() => Promise<void>>
 }
 

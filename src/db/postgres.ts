@@ -81,8 +81,8 @@ export function openPostgres(options: PostgresOptions): Database {
     async close() {
       await pool.end()
     },
-    listen: (channel, onNotify, onReconnect) =>
-      listenWithReconnect(options, channel, onNotify, onReconnect),
+    listen: (channel, onNotify, onReconnect, onLost) =>
+      listenWithReconnect(options, channel, onNotify, onReconnect, onLost),
   }
 }
 
@@ -96,6 +96,7 @@ async function listenWithReconnect(
   channel: string,
   onNotify: (payload: string) => void,
   onReconnect: () => void,
+  onLost?: () => void,
 ): Promise<() => Promise<void>> {
   let client: pg.Client | null = null
   let stopped = false
@@ -113,7 +114,8 @@ async function listenWithReconnect(
     const lost = (err: Error) => {
       if (client !== next) return
       client = null
-      options.onError(err, 'event notification connection lost; reconnecting')
+      onLost?.()
+      options.onError(err, `notification connection for ${channel} lost; reconnecting`)
       void next.end().catch(() => {})
       schedule()
     }
@@ -135,7 +137,7 @@ async function listenWithReconnect(
       connect()
         .then(() => onReconnect())
         .catch((err: Error) => {
-          options.onError(err, 'event notification connection failed; retrying')
+          options.onError(err, `notification connection for ${channel} failed; retrying`)
           delayMs = Math.min(delayMs * 2, 5000)
           schedule()
         })

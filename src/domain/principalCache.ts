@@ -1,16 +1,16 @@
 import type { Queryable } from '../db/database.js'
 import { sessionByHash } from './sessions.js'
-import { type Principal, hashToken, tokenByHash } from './tokens.js'
-
-export { RIGHTS_CHANNEL, sessionNotice, tokenNotice } from './tokens.js'
+import { type EndedRights, type Principal, hashToken, tokenByHash } from './tokens.js'
 
 /**
  * Who holds a token or a session, remembered between requests so that a request costs no
  * database query to authenticate (issue 14). Keys are hashes of the secrets, never the secrets.
  *
  * An entry goes when its rights go: revoking a token or signing out deletes the rows and
- * NOTIFYs RIGHTS_CHANNEL (in the same statement), and every process drops what it names; a
- * process that may have missed notifications drops everything. Expiry needs no notification:
+ * NOTIFYs RIGHTS_CHANNEL (in the same statement), and every process drops what it names
+ * (`forget`). A process that cannot hear those notices must not answer from memory: while it is
+ * `suspend`ed every lookup reads the database and nothing is stored, and `resume` starts from
+ * an empty cache, since notices sent meanwhile are lost. Expiry needs no notification:
  * an entry carries its end and the database's clock offset, and is refused from then on, as the
  * database would. Entries older than `maxAgeMs` are looked up again, which bounds what a change
  * made behind silo's back (a DELETE in psql) can leave behind.
@@ -41,6 +41,7 @@ export class PrincipalCache {
   // Bumped by every drop: a lookup that began before one must not store what it read, which
   // may be the very rights just dropped.
   private generation = 0
+  private suspended = false
   private readonly now: () => number
 
   constructor(private readonly options: PrincipalCacheOptions) {
@@ -73,29 +74,31 @@ export class PrincipalCache {
     )
   }
 
-  /** Drops the token's entry and those of its sessions (they go with it: ON DELETE CASCADE). */
-  forgetToken(tokenId: number): void {
+  /** Drops what `ended` names: a token's entry and its sessions' (ON DELETE CASCADE), or a session's. */
+  forget(ended: EndedRights): void {
     this.generation++
+    if ('sessionId' in ended) {
+      this.entries.delete(`s:${ended.sessionId}`)
+      return
+    }
     for (const [key, entry] of this.entries) {
-      if (entry.principal.tokenId === tokenId) this.entries.delete(key)
+      if (entry.principal.tokenId === ended.tokenId) this.entries.delete(key)
     }
   }
 
-  forgetSession(sessionId: string): void {
-    this.generation++
-    this.entries.delete(`s:${sessionId}`)
+  /** From now on until `resume`, every lookup reads the database and nothing is remembered. */
+  suspend(): void {
+    this.suspended = true
+    this.clear()
   }
 
-  /** Drops what a RIGHTS_CHANNEL notice names; false for a notice it does not know. */
-  forgetNotice(notice: string): boolean {
-    const [kind, value = ''] = notice.split(':', 2) as [string, string?]
-    if (kind === 'token' && /^[0-9]+$/.test(value)) this.forgetToken(Number(value))
-    else if (kind === 'session' && value !== '') this.forgetSession(value)
-    else return false
-    return true
+  /** Remembers again, from nothing: what was read while suspended may have ended unheard. */
+  resume(): void {
+    this.suspended = false
+    this.clear()
   }
 
-  clear(): void {
+  private clear(): void {
     this.generation++
     this.entries.clear()
   }
@@ -119,7 +122,7 @@ export class PrincipalCache {
       return null
     }
     if (found.expired) return 'expired'
-    if (generation === this.generation) {
+    if (generation === this.generation && !this.suspended) {
       this.entries.delete(key)
       if (this.entries.size >= this.options.maxEntries) {
         // The oldest entry goes: a Map iterates in insertion order.

@@ -7,7 +7,7 @@ import {
   type Role,
   authenticate,
   hashToken,
-  sessionNotice,
+  rightsNotice,
   tokenPrincipal,
 } from './tokens.js'
 
@@ -63,17 +63,6 @@ export function sessionInfo(principal: Principal): SessionInfo {
   }
 }
 
-/** Who holds a session cookie; `expired` for one past its end, null for none known. */
-export async function sessionPrincipal(
-  db: Queryable,
-  secret: string,
-): Promise<Principal | 'expired' | null> {
-  if (secret.length > 100) return null
-  const found = await sessionByHash(db, hashToken(secret))
-  if (!found) return null
-  return found.expired ? 'expired' : found.principal
-}
-
 /** The session whose id is `idHash`, whether it has ended, and the database's clock. */
 export async function sessionByHash(
   db: Queryable,
@@ -110,7 +99,7 @@ export async function endSession(db: Queryable, sessionId: string): Promise<void
   await db.query(
     `WITH ended AS (DELETE FROM sessions WHERE id_hash = $1 RETURNING id_hash)
      SELECT pg_notify($2, $3) FROM ended`,
-    [sessionId, RIGHTS_CHANNEL, sessionNotice(sessionId)],
+    [sessionId, RIGHTS_CHANNEL, rightsNotice({ sessionId })],
   )
 }
 

@@ -29,13 +29,25 @@ export interface Principal {
 export type { TokenInfo } from './schemas.js'
 
 /**
- * The NOTIFY channel naming rights that ended, `token:<id>` or `session:<hash>`, so that every
- * process drops what it remembers of them (src/domain/principalCache.ts).
+ * The NOTIFY channel naming rights that ended (`rightsNotice`), so that every process drops
+ * what it remembers of them and ends the streams they opened (src/plugins/principals.ts).
  */
 export const RIGHTS_CHANNEL = 'silo_rights'
 
-export const tokenNotice = (tokenId: number) => `token:${tokenId}`
-export const sessionNotice = (sessionId: string) => `session:${sessionId}`
+/** Rights that ended: a revoked token (its sessions go with it) or a signed-out session. */
+export type EndedRights = { tokenId: number } | { sessionId: string }
+
+export function rightsNotice(ended: EndedRights): string {
+  return 'tokenId' in ended ? `token:${ended.tokenId}` : `session:${ended.sessionId}`
+}
+
+/** What a RIGHTS_CHANNEL notice names; null for one this version does not know. */
+export function endedRightsOf(notice: string): EndedRights | null {
+  const [kind, value = ''] = notice.split(':', 2) as [string, string?]
+  if (kind === 'token' && /^[0-9]+$/.test(value)) return { tokenId: Number(value) }
+  if (kind === 'session' && value !== '') return { sessionId: value }
+  return null
+}
 
 /** Who a token's requests act as, in the rows and events they write. */
 export function tokenActor(principal: Principal | null): Actor {
@@ -163,7 +175,7 @@ export async function revokeToken(
        SELECT id, name, role, $2 FROM revoked RETURNING token_id
      )
      SELECT token_id, pg_notify($3, $4) FROM recorded`,
-    [id, JSON.stringify(revokedBy), RIGHTS_CHANNEL, tokenNotice(id)],
+    [id, JSON.stringify(revokedBy), RIGHTS_CHANNEL, rightsNotice({ tokenId: id })],
   )
   if (rows.length === 0) throw notFound(`token ${id}`)
 }
@@ -200,7 +212,11 @@ export async function tokenByHash(
   )
   const row = rows[0]
   if (!row) return null
-  return { principal: tokenPrincipal(row), expired: row.expired === true, dbNow: Number(row.db_now) }
+  return {
+    principal: tokenPrincipal(row),
+    expired: row.expired === true,
+    dbNow: Number(row.db_now),
+  }
 }
 
 /** A token's row as the right it grants (a session adds its own end). */

@@ -11,8 +11,9 @@ import { type Principal, storedTokens } from '../domain/tokens.js'
 import { type StreamRefusal, type StreamSlot, StreamSlots } from '../events/streamSlots.js'
 
 /**
- * How often the rights of open streams are checked. Half a second, so that a token revoked on
- * another replica (or by the CLI) or expired ends its streams within a second, query included.
+ * How often the rights of open streams are checked. Half a second, so that a token that expired,
+ * or was revoked unannounced (a DELETE in psql, a notice lost with the LISTEN connection), ends
+ * its streams within a second, query included.
  */
 const RIGHTS_SWEEP_MS = 500
 
@@ -22,10 +23,6 @@ export interface StreamRights {
    * `silo_sse_refused_total`). The caller releases the slot when the stream ends.
    */
   admit(principal: Principal): StreamSlot | StreamRefusal
-  /** Ends this process's streams opened with `tokenId` now, after `stream.closed`. */
-  end(tokenId: number, reason: StreamClosedReason): void
-  /** Ends this process's streams opened through the browser session `sessionId` now. */
-  endSession(sessionId: string, reason?: StreamClosedReason): void
 }
 
 declare module 'fastify' {
@@ -36,9 +33,10 @@ declare module 'fastify' {
 
 /**
  * Caps open event streams per token and in all, and ends streams whose token has lost its right
- * to them. One timer for the process: every RIGHTS_SWEEP_MS it ends the streams of tokens whose
- * expiry has passed, then asks the database in one query about every token holding a stream
- * here, which sees revocations made on any replica or by the CLI. While that query fails,
+ * to them: a revocation or sign-out through any replica or the CLI as soon as its notice reaches
+ * this process (`principals.onWithdrawn`), and everything else on one timer for the process:
+ * every RIGHTS_SWEEP_MS it ends the streams of tokens whose expiry has passed, then asks the
+ * database in one query about every token holding a stream here. While that query fails,
  * streams stay open (the database blinking is no reason to drop every client).
  */
 export default fp<{ events: Config['events'] }>(
@@ -84,10 +82,13 @@ export default fp<{ events: Config['events'] }>(
           },
         }
       },
-      end: (tokenId, reason) => endStreams(new Map([[tokenId, reason]])),
-      endSession: (sessionId, reason = 'signed_out') => endSessions(new Map([[sessionId, reason]])),
     }
     app.decorate('streamRights', rights)
+    // Revocations and sign-outs through any replica or the CLI, here as soon as their notice is.
+    app.principals.onWithdrawn((ended) => {
+      if ('tokenId' in ended) endStreams(new Map([[ended.tokenId, 'token_revoked']]))
+      else endSessions(new Map([[ended.sessionId, 'signed_out']]))
+    })
 
     /** Resolves false when nothing needed checking. */
     const sweep = async (): Promise<boolean> => {
@@ -100,7 +101,7 @@ export default fp<{ events: Config['events'] }>(
       // A revocation this process was not told of (a DELETE behind silo's back) ends what it
       // remembers of the token too, before its streams end.
       for (const [tokenId, reason] of lost) {
-        if (reason === 'token_revoked') app.principals.cache.forgetToken(tokenId)
+        if (reason === 'token_revoked') app.principals.cache.forget({ tokenId })
       }
       endStreams(lost)
       const held = [...sessionSlots.holders()]
@@ -111,7 +112,7 @@ export default fp<{ events: Config['events'] }>(
           held.map(([id]) => id),
         )
         const ended = endedSessions(held, live, Date.now())
-        for (const sessionId of ended.keys()) app.principals.cache.forgetSession(sessionId)
+        for (const sessionId of ended.keys()) app.principals.cache.forget({ sessionId })
         endSessions(ended)
       }
       return true

@@ -3,14 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { setFleetReadOnly } from '../domain/fleetSettings.js'
 import { CreatedToken, NewToken, TokenInfo } from '../domain/schemas.js'
-import {
-  createToken,
-  listTokens,
-  revokeToken,
-  tokenActor,
-  tokenExpiry,
-  tokenNotice,
-} from '../domain/tokens.js'
+import { createToken, listTokens, revokeToken, tokenActor, tokenExpiry } from '../domain/tokens.js'
 import { ErrorBody, Mode, authErrors, bodyErrors } from './schemas.js'
 
 const ModeBody = Type.Object({
@@ -98,11 +91,11 @@ const adminRoutes: FastifyPluginAsync = async (plain) => {
     },
     async (request, reply) => {
       const { id } = request.params
-      await app.principals.withdraw(tokenNotice(id), () =>
+      // Its streams end and its cached principal goes, here at once and on every replica as its
+      // notice reaches it.
+      await app.principals.withdraw({ tokenId: id }, () =>
         revokeToken(app.db, id, tokenActor(request.principal)),
       )
-      // Here at once; other replicas find out on their next check of open streams' tokens.
-      app.streamRights.end(request.params.id, 'token_revoked')
       return reply.code(204).send(null)
     },
   )

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { AppError } from '../domain/errors.js'
 import { SESSION_COOKIE, endSession, sessionInfo, startSession } from '../domain/sessions.js'
-import { type Principal, sessionNotice } from '../domain/tokens.js'
+import type { Principal } from '../domain/tokens.js'
 import { refuseCrossSite } from '../plugins/auth.js'
 import { ErrorBody, SessionInfo, SessionRequest } from '../domain/schemas.js'
 import { authErrors } from './schemas.js'
@@ -73,10 +73,9 @@ const sessionRoutes: FastifyPluginAsync<{ lifetimeMs: number }> = async (plain, 
     async (request, reply) => {
       const { session } = request.principal as Principal
       if (session) {
-        await app.principals.withdraw(sessionNotice(session.id), () =>
+        await app.principals.withdraw({ sessionId: session.id }, () =>
           endSession(app.db, session.id),
         )
-        app.streamRights.endSession(session.id)
       }
       setCookie(request, reply, '', 0)
       return reply.code(204).send(null)
