@@ -31,6 +31,7 @@ const USAGE = `usage: npm run build --silent && npx tsx bench/writePath.ts [opti
   --database-url U   run silo on PostgreSQL: a fresh database made on U's server for each
                      run (and one for the floor), dropped at the end; PGlite by default
   --main FILE        the server's entry point, e.g. an older build's dist/main.js (a before)
+  --cpu-prof DIR     write the server's CPU profile (node --cpu-prof) into DIR at its exit
   --no-floor         skip the floor: the database alone, in this process, doing what one
                      create needs (bench/lib/writeFloor.ts)
   --stall S          give up waiting for deliveries after S seconds without progress (default 15)
@@ -45,6 +46,7 @@ const args = benchArgs(USAGE, {
   stall: { type: 'string', default: '15' },
   'database-url': { type: 'string' },
   main: { type: 'string' },
+  'cpu-prof': { type: 'string' },
   'no-floor': { type: 'boolean', default: false },
 })
 
@@ -85,6 +87,9 @@ const serverDb = databaseUrl ? await freshDatabase('server') : null
 const server = await SiloServer.start({
   env: serverDb ? { SILO_DATABASE_URL: serverDb.url } : {},
   ...(args.main ? { mainJs: resolve(args.main as string) } : {}),
+  ...(args['cpu-prof']
+    ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', resolve(args['cpu-prof'] as string)] }
+    : {}),
 })
 log(`silo pid ${server.pid} at ${server.url}`)
 stopOnSignals(() => server.stop())

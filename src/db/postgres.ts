@@ -149,7 +149,9 @@ async function listenWithReconnect(
   return async () => {
     stopped = true
     clearTimeout(retryTimer)
-    await client?.end().catch(() => {})
+    // Cleared first: the 'end' it emits is ours, not a lost connection to report and reopen.
+    const last = client
     client = null
+    await last?.end().catch(() => {})
   }
 }
