@@ -1,6 +1,19 @@
 /** The one SQL dialect silo speaks: PostgreSQL, through PGlite or a real server. */
 export interface Queryable {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: T[] }>
+  query<T = Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+    options?: QueryOptions,
+  ): Promise<{ rows: T[] }>
+}
+
+export interface QueryOptions {
+  /**
+   * The text is one of a few fixed, hot statements (a create, an event append): PostgreSQL
+   * parses and plans it once per connection and then only binds it. PGlite, whose API has no
+   * named statements, runs it as any other.
+   */
+  prepared?: boolean
 }
 
 export interface Database extends Queryable {

@@ -1,5 +1,5 @@
 import pg from 'pg'
-import type { Database, Queryable } from './database.js'
+import type { Database, Queryable, QueryOptions } from './database.js'
 
 export interface PostgresOptions {
   url: string
@@ -19,10 +19,27 @@ const types = {
       : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
 }
 
+// Names of prepared statements by their text, the same on every connection of the process;
+// as many as there are call sites that ask for one.
+const statementNames = new Map<string, string>()
+
+function statementName(sql: string): string {
+  let name = statementNames.get(sql)
+  if (name === undefined) {
+    name = `silo_${statementNames.size + 1}`
+    statementNames.set(sql, name)
+  }
+  return name
+}
+
 function asQueryable(client: pg.Pool | pg.PoolClient): Queryable {
   return {
-    query: async <T>(sql: string, params?: unknown[]) => {
-      const result = await client.query(sql, params)
+    query: async <T>(sql: string, params?: unknown[], options?: QueryOptions) => {
+      const result = await client.query(
+        options?.prepared
+          ? { name: statementName(sql), text: sql, values: params }
+          : { text: sql, values: params },
+      )
       return { rows: result.rows as T[] }
     },
   }

@@ -80,8 +80,9 @@ export async function mutate<T>(
 /**
  * A change that is one statement (an INSERT … RETURNING, say) whose events are known before it
  * runs: the change and the append go to the database as one statement, which is atomic by
- * itself, so the mutation is one round trip instead of BEGIN, change, append, COMMIT. `sql`
- * uses parameters $1…$n (`params`) and either applies or raises; its RETURNING rows come back.
+ * itself, so the mutation is one round trip instead of BEGIN, change, append, COMMIT. `sql` is
+ * a fixed text (the statement is prepared) using parameters $1…$n (`params`); it either applies
+ * or raises, and its RETURNING rows come back.
  */
 export async function mutateInOneStatement<T>(
   ctx: DomainContext,
@@ -94,6 +95,7 @@ export async function mutateInOneStatement<T>(
      ${eventAppendSql(change.params.length + 1)}
      SELECT changed.*, appended.events FROM changed, appended`,
     [...change.params, ...eventParams(events)],
+    { prepared: true },
   )
   const first = rows[0]
   if (!first) throw new Error('a one-statement change returned no row')

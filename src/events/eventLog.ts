@@ -91,6 +91,7 @@ export async function appendEvents(tx: Queryable, events: NewEvent[]): Promise<S
   const { rows } = await tx.query<{ events: unknown }>(
     `WITH ${eventAppendSql(1)} SELECT events FROM appended`,
     eventParams(events),
+    { prepared: true },
   )
   return storedEvents(rows[0]?.events)
 }
