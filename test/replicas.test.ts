@@ -447,6 +447,16 @@ describe.skipIf(!databaseServer)(
         return stream
       }
 
+      /** One replica, and a viewer token it has authenticated for a request (and remembers). */
+      async function oneReplicaRemembering(name: string) {
+        const fleet = await startFleet(1)
+        const [a] = fleet.replicas as [Replica]
+        const revoked = await createToken(fleet.db, { name, role: 'viewer' })
+        const bearer = { authorization: `Bearer ${revoked.token}` }
+        expect((await itemsWith(a.url, bearer)).status).toBe(200)
+        return { fleet, a, revoked, bearer }
+      }
+
       async function closedWith(stream: SseClient, reason: string): Promise<void> {
         await stream.ended
         expect(stream.events.at(-1)).toEqual({ type: 'stream.closed', data: { reason } })
@@ -478,11 +488,7 @@ describe.skipIf(!databaseServer)(
 
       it('refuses a token from the moment the replica ends its streams after the CLI revoked it', async () => {
         // Given a replica that remembers a token, with a stream of it open
-        const fleet = await startFleet(1)
-        const [a] = fleet.replicas as [Replica]
-        const revoked = await createToken(fleet.db, { name: 'cli-revoked', role: 'viewer' })
-        const bearer = { authorization: `Bearer ${revoked.token}` }
-        expect((await itemsWith(a.url, bearer)).status).toBe(200)
+        const { fleet, a, revoked, bearer } = await oneReplicaRemembering('cli-revoked')
         const stream = await greetedStream(a.url, bearer)
 
         // When the CLI (another process) revokes it
@@ -531,11 +537,7 @@ describe.skipIf(!databaseServer)(
       it('reads every token from the database while its LISTEN connection is down', async () => {
         // Given a replica that remembers a token, and whose notification connection for rights
         // is cut and cannot come back (the database takes no new connections; pooled ones stay)
-        const fleet = await startFleet(1)
-        const [a] = fleet.replicas as [Replica]
-        const revoked = await createToken(fleet.db, { name: 'revoked-unheard', role: 'viewer' })
-        const bearer = { authorization: `Bearer ${revoked.token}` }
-        expect((await itemsWith(a.url, bearer)).status).toBe(200)
+        const { fleet, a, revoked, bearer } = await oneReplicaRemembering('revoked-unheard')
         const database = new URL(databaseUrlFor(fleet.dir) as string).pathname.slice(1)
         psql(`ALTER DATABASE ${database} WITH ALLOW_CONNECTIONS false`)
         try {
