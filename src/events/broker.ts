@@ -135,7 +135,7 @@ function matches(entry: Entry, filter: SubscriptionFilter): boolean {
  */
 const FLUSH_SLICE_MS = 10
 
-/** A flush pass's cost times this is the least time from its start to the next (see scheduleFlush). */
+/** A flush pass's cost times these is the least time from its start to the next's. */
 const QUIET_FLUSH_SHARE = 2
 const BUSY_FLUSH_SHARE = 6
 /**
@@ -199,11 +199,11 @@ export class Broker {
   private readonly history: EventHistory
   /** A flush turn is queued. */
   private flushScheduled = false
-  /** The flush pass under way (it may span turns of the event loop): when it began, time spent. */
+  /** The flush pass under way (it may span turns of the event loop). */
   private pass: FlushPass | null = null
   /** Events were taken while a pass was under way: another pass must follow it. */
   private passAgain = false
-  /** When the last pass began and the time it spent writing, for pacing the next. */
+  /** The last pass, for pacing the next. */
   private lastPass: FlushPass = { at: 0, busy: 0, events: 0 }
   /** Events taken since the last pass began: what the next pass carries. */
   private takenSincePass = 0
