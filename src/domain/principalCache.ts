@@ -1,6 +1,12 @@
 import type { Queryable } from '../db/database.js'
 import { sessionByHash } from './sessions.js'
-import { type EndedRights, type Principal, hashToken, tokenByHash } from './tokens.js'
+import {
+  type EndedRights,
+  type FoundPrincipal,
+  type Principal,
+  hashToken,
+  tokenByHash,
+} from './tokens.js'
 
 /**
  * Who holds a token or a session, remembered between requests so that a request costs no
@@ -15,13 +21,6 @@ import { type EndedRights, type Principal, hashToken, tokenByHash } from './toke
  * database would. Entries older than `maxAgeMs` are looked up again, which bounds what a change
  * made behind silo's back (a DELETE in psql) can leave behind.
  */
-
-/** What a lookup found, with the database's clock at that moment. */
-export interface FoundPrincipal {
-  principal: Principal
-  expired: boolean
-  dbNow: number
-}
 
 interface Entry {
   principal: Principal

@@ -2,10 +2,13 @@ import { randomBytes } from 'node:crypto'
 import type { Queryable } from '../db/database.js'
 import type { SessionInfo } from './schemas.js'
 import {
+  DB_NOW_COLUMN,
+  type FoundPrincipal,
+  type LookupRow,
   type Principal,
   RIGHTS_CHANNEL,
-  type Role,
   authenticate,
+  foundPrincipal,
   hashToken,
   rightsNotice,
   tokenPrincipal,
@@ -64,34 +67,19 @@ export function sessionInfo(principal: Principal): SessionInfo {
 }
 
 /** The session whose id is `idHash`, whether it has ended, and the database's clock. */
-export async function sessionByHash(
-  db: Queryable,
-  idHash: string,
-): Promise<{ principal: Principal; expired: boolean; dbNow: number } | null> {
-  const { rows } = await db.query<{
-    id: number
-    name: string
-    role: Role
-    expires_at: Date | string | null
-    session_expires_at: Date | string
-    expired: boolean
-    db_now: number
-  }>(
+export async function sessionByHash(db: Queryable, idHash: string): Promise<FoundPrincipal | null> {
+  const { rows } = await db.query<LookupRow & { session_expires_at: Date | string }>(
     `SELECT t.id::float8 AS id, t.name, t.role, t.expires_at, s.expires_at AS session_expires_at,
-            s.expires_at <= now() AS expired, (extract(epoch FROM now()) * 1000)::float8 AS db_now
+            s.expires_at <= now() AS expired, ${DB_NOW_COLUMN}
      FROM sessions s JOIN api_tokens t ON t.id = s.token_id WHERE s.id_hash = $1`,
     [idHash],
   )
   const row = rows[0]
   if (!row) return null
-  return {
-    principal: {
-      ...tokenPrincipal(row),
-      session: { id: idHash, expiresAt: new Date(row.session_expires_at).getTime() },
-    },
-    expired: row.expired === true,
-    dbNow: Number(row.db_now),
-  }
+  return foundPrincipal(row, {
+    ...tokenPrincipal(row),
+    session: { id: idHash, expiresAt: new Date(row.session_expires_at).getTime() },
+  })
 }
 
 /** Ends a session; NOTIFYs every process that caches principals, at its commit. */

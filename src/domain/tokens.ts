@@ -191,32 +191,47 @@ export async function authenticate(
   return found.expired ? 'expired' : found.principal
 }
 
+/** A principal as a lookup read it: whether its right has ended, and the database's clock. */
+export interface FoundPrincipal {
+  principal: Principal
+  expired: boolean
+  dbNow: number
+}
+
+/** What every principal lookup selects besides the token's columns (see `LOOKUP_COLUMNS`). */
+export interface LookupRow {
+  id: number
+  name: string
+  role: Role
+  expires_at: Date | string | null
+  expired: boolean
+  db_now: number
+}
+
+/**
+ * The database's clock as `db_now`: it decides when a right ends, so that every replica
+ * agrees, and the cache learns its offset from this process's clock.
+ */
+export const DB_NOW_COLUMN = '(extract(epoch FROM now()) * 1000)::float8 AS db_now'
+
+/** A lookup's row as what it found; `principal` defaults to the token's own right. */
+export function foundPrincipal(
+  row: LookupRow,
+  principal: Principal = tokenPrincipal(row),
+): FoundPrincipal {
+  return { principal, expired: row.expired === true, dbNow: Number(row.db_now) }
+}
+
 /** The token stored under `hash`, whether it has expired, and the database's clock. */
-export async function tokenByHash(
-  db: Queryable,
-  hash: string,
-): Promise<{ principal: Principal; expired: boolean; dbNow: number } | null> {
-  // The database's clock decides, so every replica agrees on when a token has expired.
-  const { rows } = await db.query<{
-    id: number
-    name: string
-    role: Role
-    expires_at: Date | string | null
-    expired: boolean
-    db_now: number
-  }>(
+export async function tokenByHash(db: Queryable, hash: string): Promise<FoundPrincipal | null> {
+  const { rows } = await db.query<LookupRow>(
     `SELECT id::float8 AS id, name, role, expires_at, expires_at <= now() AS expired,
-            (extract(epoch FROM now()) * 1000)::float8 AS db_now
+            ${DB_NOW_COLUMN}
      FROM api_tokens WHERE token_hash = $1`,
     [hash],
   )
   const row = rows[0]
-  if (!row) return null
-  return {
-    principal: tokenPrincipal(row),
-    expired: row.expired === true,
-    dbNow: Number(row.db_now),
-  }
+  return row ? foundPrincipal(row) : null
 }
 
 /** A token's row as the right it grants (a session adds its own end). */
