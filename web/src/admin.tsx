@@ -3,6 +3,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { api } from './api.ts'
 import { messageOf } from './fieldError.ts'
 import { mode } from './live.ts'
+import { ColumnHeads } from './columnHeads.tsx'
 
 interface Token {
   id: number
@@ -76,16 +77,7 @@ function Tokens() {
       )}
       <ErrorText message={error} />
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Role</th>
-            <th scope="col">Expires</th>
-            <th scope="col">
-              <span class="visually-hidden">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <ColumnHeads names={['Name', 'Role', 'Expires']} actions />
         <tbody>
           {tokens.map((t) => (
             <tr key={t.id}>

@@ -3,6 +3,7 @@ import { useState } from 'preact/hooks'
 import { ApiError, request } from './api.ts'
 import { messageOf } from './fieldError.ts'
 import { canWrite } from './live.ts'
+import { ColumnHeads } from './columnHeads.tsx'
 
 interface ImportResult {
   dry_run: boolean
@@ -89,13 +90,7 @@ export function ImportPage() {
       {bad.length > 0 && (
         <table data-testid="bad-cells">
           <caption>Bad cells: nothing was written</caption>
-          <thead>
-            <tr>
-              <th scope="col">Row</th>
-              <th scope="col">Column</th>
-              <th scope="col">Why</th>
-            </tr>
-          </thead>
+          <ColumnHeads names={['Row', 'Column', 'Why']} />
           <tbody>
             {bad.map((b) => (
               <tr key={`${b.row}:${b.column}`}>

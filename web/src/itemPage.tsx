@@ -5,6 +5,7 @@ import { fieldOf, messageOf } from './fieldError.ts'
 import { ITEM_TYPES } from './itemsPage.tsx'
 import { canUseFiles, canWrite, listen } from './live.ts'
 import type { BomChild, HistoryEntry, Item, Revision } from './types.ts'
+import { ColumnHeads } from './columnHeads.tsx'
 
 const actorName = (actor: { name: string } | null | undefined) => actor?.name ?? 'unknown'
 const time = (iso: string) => new Date(iso).toLocaleString()
@@ -170,15 +171,7 @@ function Revisions({
     <section aria-labelledby="revisions-heading">
       <h3 id="revisions-heading">Revisions</h3>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">#</th>
-            <th scope="col">Comment</th>
-            <th scope="col">File</th>
-            <th scope="col">By</th>
-            <th scope="col">When</th>
-          </tr>
-        </thead>
+        <ColumnHeads names={['#', 'Comment', 'File', 'By', 'When']} />
         <tbody>
           {revisions.map((r) => (
             <tr key={r.revision_number}>
@@ -262,16 +255,7 @@ function Bom({
     <section aria-labelledby="bom-heading">
       <h3 id="bom-heading">Bill of materials</h3>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Child</th>
-            <th scope="col">Description</th>
-            <th scope="col">Quantity</th>
-            <th scope="col">
-              <span class="visually-hidden">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <ColumnHeads names={['Child', 'Description', 'Quantity']} actions />
         <tbody>
           {children.map((c) => (
             <tr key={c.part_number}>

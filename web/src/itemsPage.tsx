@@ -6,6 +6,7 @@ import { applyEvent, type ListedItem, type ListQuery, type ListState, place } fr
 import { canWrite, listen } from './live.ts'
 import { itemHref } from './route.ts'
 import { useHighlights } from './highlights.ts'
+import { ColumnHeads } from './columnHeads.tsx'
 
 export const ITEM_TYPES = ['part', 'assembly', 'drawing', 'document'] as const
 const PAGE = 100
@@ -192,13 +193,7 @@ export function ItemsPage() {
       </div>
       <ErrorText message={error} />
       <table class="items" aria-busy={loading}>
-        <thead>
-          <tr>
-            <th scope="col">Part number</th>
-            <th scope="col">Description</th>
-            <th scope="col">Type</th>
-          </tr>
-        </thead>
+        <ColumnHeads names={['Part number', 'Description', 'Type']} />
         <tbody>
           {list.items.map((item) => (
             <tr
