@@ -547,7 +547,10 @@ describe.skipIf(chromiumMissing)('the web console when the stream cannot simply 
     otherUrl = (await other.listening()).url
   }
 
-  afterAll(() => {
+  afterAll(async () => {
+    // Its servers still run (their storage check writes into the folder every 200 ms), and
+    // removing the folder under them fails with ENOTEMPTY: they are stopped first.
+    await killChildren()
     if (otherDir) removeDataDir(otherDir)
   })
 
