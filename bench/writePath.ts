@@ -17,7 +17,7 @@ import { analyseDeliveries, distribution } from './lib/deliveries.js'
 import { benchArgs, numberArg } from './lib/cli.js'
 import { CostMeter, type PhaseCost } from './lib/cost.js'
 import { requireOpenFilesFor } from './lib/fdLimit.js'
-import { ItemWriter, publishBurst, type PublishTimes } from './lib/itemWriter.js'
+import { ItemWriter, publishBurst, WriterThread, type PublishTimes } from './lib/itemWriter.js'
 import { count, ms, percent, publishRun } from './lib/report.js'
 import { ROOT, SiloServer, stopOnSignals } from './lib/server.js'
 import { measureWriteFloor } from './lib/writeFloor.js'
@@ -34,6 +34,9 @@ const USAGE = `usage: npm run build --silent && npx tsx bench/writePath.ts [opti
   --cpu-prof DIR     write the server's CPU profile (node --cpu-prof) into DIR at its exit
   --no-floor         skip the floor: the database alone, in this process, doing what one
                      create needs (bench/lib/writeFloor.ts)
+  --shared-loop      run the writers on the load client's own event loop, beside the
+                     subscribers, instead of on a thread of their own (how this bench ran
+                     before 2026-12-01 evening: the writers then wait for the subscribers' reads)
   --stall S          give up waiting for deliveries after S seconds without progress (default 15)
   --report FILE      where the section is appended (default docs/BENCHMARKS.md)
   --no-report        print the summary only`
@@ -48,6 +51,7 @@ const args = benchArgs(USAGE, {
   main: { type: 'string' },
   'cpu-prof': { type: 'string' },
   'no-floor': { type: 'boolean', default: false },
+  'shared-loop': { type: 'boolean', default: false },
 })
 
 const options = {
@@ -94,7 +98,10 @@ const server = await SiloServer.start({
 log(`silo pid ${server.pid} at ${server.url}`)
 stopOnSignals(() => server.stop())
 
-const writer = new ItemWriter(server.url, server.adminToken, options.writers)
+const sharedLoop = args['shared-loop'] as boolean
+const writer = sharedLoop
+  ? new ItemWriter(server.url, server.adminToken, options.writers)
+  : new WriterThread(server.url, server.adminToken, options.writers)
 const load = new SseLoad({ baseUrl: server.url, token: server.adminToken })
 let batch = 0
 
@@ -109,7 +116,10 @@ async function createBurst(n: number): Promise<WritePhase> {
   batch++
   const partNumbers = Array.from({ length: n }, (_, i) => `W${batch}-${i + 1}`)
   const meter = new CostMeter(server.pid)
-  const publish = await publishBurst(writer, partNumbers, options.writers, load.epoch)
+  const publish =
+    writer instanceof WriterThread
+      ? await writer.burst(partNumbers, options.writers, load.epoch)
+      : await publishBurst(writer, partNumbers, options.writers, load.epoch)
   return { partNumbers, publish, cost: meter.stop() }
 }
 
@@ -238,7 +248,7 @@ publishRun(ROOT, {
     `npm run build --silent && npx tsx bench/writePath.ts ${process.argv.slice(2).join(' ')}`.trim(),
   options: `${count(options.items)} items per phase after ${count(options.warmup)} warm-up creates, ${options.writers} concurrent writers, ${count(options.clients)} SSE subscribers in the middle phase`,
   notes: [
-    `Server: \`node ${args.main ?? 'dist/main.js'}\`, ${databaseUrl ? 'PostgreSQL (a fresh database)' : 'PGlite'} + filesystem storage in a fresh temp folder, log level warn; writers and subscribers run in the load client on the same cores`,
+    `Server: \`node ${args.main ?? 'dist/main.js'}\`, ${databaseUrl ? 'PostgreSQL (a fresh database)' : 'PGlite'} + filesystem storage in a fresh temp folder, log level warn; writers and subscribers run in the load client on the same cores, the writers ${sharedLoop ? 'on the same event loop as the subscribers' : 'on a thread of their own'}`,
     `Load average at the end (1 / 5 / 15 min): ${loadavg()
       .map((n) => n.toFixed(2))
       .join(' / ')}`,

@@ -1,6 +1,8 @@
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Worker } from 'node:worker_threads'
 import { Pool } from 'undici'
+import type { BurstRequest, WriterThreadInput } from './writerThread.js'
 
 /**
  * Creates items over the REST API (POST /api/items), each one an `item.created` event, and
@@ -104,4 +106,44 @@ export async function publishBurst(
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, partNumbers.length) }, worker))
   return { sentAt, roundTrip, elapsed: performance.now() - start }
+}
+
+/**
+ * publishBurst from a worker thread with its own writers (see writerThread.ts), as from a
+ * separate client: times come back relative to the caller's epoch.
+ */
+export class WriterThread {
+  private readonly thread: Worker
+
+  constructor(baseUrl: string, token: string, connections: number) {
+    // The benches run under tsx, whose loader a thread does not inherit on Node 20.
+    const loop = new URL('./writerThread.ts', import.meta.url).href
+    this.thread = new Worker(
+      `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(loop)}) })`,
+      { eval: true, workerData: { baseUrl, token, connections } satisfies WriterThreadInput },
+    )
+  }
+
+  burst(partNumbers: string[], concurrency: number, epoch: number): Promise<PublishTimes> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err)
+      this.thread.once('error', onError)
+      this.thread.once('message', (answer: { times?: PublishTimes; error?: string }) => {
+        this.thread.off('error', onError)
+        if (answer.times) resolve(answer.times)
+        else reject(new Error(answer.error))
+      })
+      this.thread.postMessage({
+        partNumbers,
+        concurrency,
+        epoch: performance.timeOrigin + epoch,
+      } satisfies BurstRequest)
+    })
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise((done) => this.thread.once('exit', done))
+    this.thread.postMessage('close')
+    await exited
+  }
 }
