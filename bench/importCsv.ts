@@ -11,6 +11,7 @@
  * summary and appends a section to docs/BENCHMARKS.md.
  */
 import { loadavg } from 'node:os'
+import { resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Pool } from 'undici'
 import { analyseDeliveries, type DeliveryReport } from './lib/deliveries.js'
@@ -25,6 +26,7 @@ const USAGE = `usage: npm run build --silent && npx tsx bench/importCsv.ts [opti
   --clients C          SSE clients connected before the import (default 1)
   --memory-window W    the server's events.memory_window (default: the server's own, 4096)
   --stall S            give up waiting for deliveries after S seconds without progress (default 30)
+  --main FILE          the server's entry point, e.g. an older build's dist/main.js (a before)
   --cpu-prof DIR       write a V8 CPU profile of the server into DIR (at its exit)
   --report FILE        where the section is appended (default docs/BENCHMARKS.md)
   --no-report          print the summary only`
@@ -35,6 +37,7 @@ const args = benchArgs(USAGE, {
   'memory-window': { type: 'string' },
   stall: { type: 'string', default: '30' },
   'cpu-prof': { type: 'string' },
+  main: { type: 'string' },
 })
 
 const positive = (name: string) => numberArg(args, name, 'integer')
@@ -68,6 +71,7 @@ const cpuProfileDir = args['cpu-prof']
 const server = await SiloServer.start({
   env: memoryWindow === undefined ? {} : { SILO_EVENTS_MEMORY_WINDOW: String(memoryWindow) },
   nodeArgs: cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [],
+  ...(args.main ? { mainJs: resolve(args.main) } : {}),
 })
 log(`server pid ${server.pid} at ${server.url}`)
 stopOnSignals(() => server.stop())
@@ -267,7 +271,7 @@ publishRun(ROOT, {
   command: commandLine(),
   options: `${count(rowCount)} rows, ${count(clientCount)} SSE clients connected before the import, events.memory_window ${memoryWindow ?? 'default (4096)'}`,
   notes: [
-    'Server: `node dist/main.js`, PGlite + filesystem storage in a fresh temp folder, log level warn; the clients run on the same cores',
+    `Server: \`node ${args.main ?? 'dist/main.js'}\`, PGlite + filesystem storage in a fresh temp folder, log level warn; the clients run on the same cores`,
     `Load average (1 min) at start / end: ${loadAtStart.toFixed(2)} / ${(loadavg()[0] as number).toFixed(2)}`,
   ],
   headers: ['phase', 'figure', 'value'],

@@ -135,6 +135,12 @@ function matches(entry: Entry, filter: SubscriptionFilter): boolean {
  */
 const FLUSH_SLICE_MS = 10
 
+/**
+ * Catch-up batches kept for sharing: pumps a few batches apart still meet in it, and it holds at
+ * most this many batches of encoded events (16 × 512 events of some 250 bytes: 2 MB).
+ */
+const CATCH_UP_BATCHES = 16
+
 /** A flush pass's cost times these is the least time from its start to the next's. */
 const QUIET_FLUSH_SHARE = 2
 const BUSY_FLUSH_SHARE = 6
@@ -207,6 +213,8 @@ export class Broker {
   private lastPass: FlushPass = { at: 0, busy: 0, events: 0 }
   /** Events taken since the last pass began: what the next pass carries. */
   private takenSincePass = 0
+  /** Batches that pumps at the same cursor share (see catchUpBatch), oldest first. */
+  private readonly catchUpBatches = new Map<number, Batch>()
   /** What every pump's catch-up work may take of one turn, together. */
   private readonly catchUpTurns = new TurnBudget(FLUSH_SLICE_MS)
   private heartbeatTimer: NodeJS.Timeout | null = null
@@ -417,8 +425,29 @@ export class Broker {
       }
       while (!this.catchUpTurns.tryTake()) await this.catchUpTurns.nextTurn()
       if (sub.closed || this.closed) break
-      this.deliver(sub, batchOf(entries, sub.unfiltered ? null : sub.filter))
+      this.deliver(sub, this.catchUpBatch(sub, entries))
     }
+  }
+
+  /**
+   * The batch a pump writes for `entries`, the events after its cursor. After a burst every pump
+   * walks the same cursors, so unfiltered ones share each batch (its bytes concatenated and
+   * framed once, not a copy of up to a batch of events per client); the longest batch made at a
+   * cursor is kept, for the CATCH_UP_BATCHES most recent cursors.
+   */
+  private catchUpBatch(sub: Subscriber, entries: readonly Entry[]): Batch {
+    if (!sub.unfiltered) return batchOf(entries, sub.filter)
+    const last = (entries[entries.length - 1] as Entry).id
+    let batch = this.catchUpBatches.get(sub.cursor)
+    if (!batch || batch.lastId < last) {
+      batch = batchOf(entries, null)
+      this.catchUpBatches.delete(sub.cursor)
+      this.catchUpBatches.set(sub.cursor, batch)
+      if (this.catchUpBatches.size > CATCH_UP_BATCHES) {
+        this.catchUpBatches.delete(this.catchUpBatches.keys().next().value as number)
+      }
+    }
+    return batch
   }
 
   /**

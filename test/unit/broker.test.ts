@@ -166,6 +166,24 @@ describe('Broker', () => {
     expect(sink.ids()).toEqual(Array.from({ length: 195 }, (_, i) => i + 11))
   })
 
+  it('shares each catch-up batch between subscribers replaying from the same point', async () => {
+    // Given a log far longer than the window (a burst) and two clients behind all of it
+    const log = new MemoryLog()
+    log.append(200)
+    const broker = await brokerOn(log, 16)
+    await broker.eventsCommitted()
+    const sinks = [new RecordingSink(), new RecordingSink()]
+    for (const sink of sinks) void broker.subscribe(sink, { lastEventId: 0 })
+    await Promise.all(sinks.map((s) => s.until(() => s.ids().length === 200)))
+    // Then both got every event in order, and each batch is one buffer that both were written
+    // (made once, not a copy per client)
+    const [a, b] = sinks as [RecordingSink, RecordingSink]
+    expect(a.ids()).toEqual(Array.from({ length: 200 }, (_, i) => i + 1))
+    expect(b.ids()).toEqual(a.ids())
+    expect(a.chunks.length).toBeGreaterThan(2)
+    a.chunks.slice(1).forEach((chunk, i) => expect(chunk).toBe(b.chunks[i + 1]))
+  })
+
   it('holds back a subscriber whose socket does not drain instead of buffering its backlog', async () => {
     const log = new MemoryLog()
     const broker = await brokerOn(log, 16)
