@@ -19,13 +19,23 @@ import { cpuTimeMs, peakResidentBytes, residentBytes } from './lib/procfs.js'
 import { bytes, count, ms, publishRun } from './lib/report.js'
 import { benchArgs, numberArg } from './lib/cli.js'
 import { ROOT, SiloServer, stopOnSignals } from './lib/server.js'
-import { readEvents, SseLoad, typeIndex, type EventType } from './lib/sseLoad.js'
+import { fanOutFloor } from './lib/byteFloor.js'
+import {
+  type CapturedEvent,
+  readEvents,
+  SseLoad,
+  typeIndex,
+  type EventType,
+} from './lib/sseLoad.js'
+import { DEFAULT_BATCH_SIZE } from '../src/events/broker.js'
 
 const USAGE = `usage: npm run build --silent && npx tsx bench/importCsv.ts [options]
   --rows N             data rows in the sheet (default 10000)
   --clients C          SSE clients connected before the import (default 1)
   --memory-window W    the server's events.memory_window (default: the server's own, 4096)
   --stall S            give up waiting for deliveries after S seconds without progress (default 30)
+  --no-floor           skip the floor: the create phase's bytes written by a bare node process
+                       to as many connections of the same client (bench/lib/byteFloor.ts)
   --main FILE          the server's entry point, e.g. an older build's dist/main.js (a before)
   --cpu-prof DIR       write a V8 CPU profile of the server into DIR (at its exit)
   --report FILE        where the section is appended (default docs/BENCHMARKS.md)
@@ -38,6 +48,7 @@ const args = benchArgs(USAGE, {
   stall: { type: 'string', default: '30' },
   'cpu-prof': { type: 'string' },
   main: { type: 'string' },
+  'no-floor': { type: 'boolean', default: false },
 })
 
 const positive = (name: string) => numberArg(args, name, 'integer')
@@ -127,8 +138,8 @@ async function exportFile(format: 'csv' | 'ods'): Promise<{ ms: number; size: nu
   return { ms: performance.now() - started, size }
 }
 
-/** The ids the server gave the phase's events, from a replay of its log. */
-async function publishedIds(type: EventType, n: number): Promise<number[]> {
+/** The phase's events as the server's log has them (a replay), in id order. */
+async function publishedEvents(type: EventType, n: number): Promise<CapturedEvent[]> {
   let matching = 0
   const events = await readEvents(
     { baseUrl: server.url, token: server.adminToken },
@@ -136,12 +147,13 @@ async function publishedIds(type: EventType, n: number): Promise<number[]> {
     (seen) => (seen[seen.length - 1]?.type === type ? ++matching : matching) >= n,
     120_000,
   )
-  const ids = events.filter((e) => e.type === type && e.id !== undefined).map((e) => e.id as number)
-  lastKnownId = Math.max(lastKnownId, ...ids)
-  return ids
+  const published = events.filter((e) => e.type === type && e.id !== undefined)
+  lastKnownId = Math.max(lastKnownId, ...published.map((e) => e.id as number))
+  return published
 }
 
 interface EmittingPhase {
+  published: CapturedEvent[]
   posted: Posted
   deliveries: DeliveryReport
   complete: boolean
@@ -161,10 +173,12 @@ async function emittingPhase(type: EventType, csv: string): Promise<EmittingPhas
     server: cpuTimeMs(server.pid) - serverCpuBefore,
     loadClient: cpuTimeMs(process.pid) - loadCpuBefore,
   }
-  const ids = await publishedIds(type, rowCount)
+  const published = await publishedEvents(type, rowCount)
+  const ids = published.map((e) => e.id as number)
   const sentAt = new Float64Array(ids.length).fill(posted.sentAt - load.epoch)
   const deliveries = analyseDeliveries(load.connections, typeIndex(type), { ids, sentAt })
   return {
+    published,
     posted,
     deliveries,
     complete,
@@ -173,6 +187,7 @@ async function emittingPhase(type: EventType, csv: string): Promise<EmittingPhas
   }
 }
 
+let created: EmittingPhase | undefined
 const rows: string[][] = []
 const row = (phase: string, figure: string, value: string) => rows.push([phase, figure, value])
 let failed = false
@@ -215,7 +230,7 @@ try {
   const first = sheet(rowCount, 1)
   row('file', 'rows / size', `${count(rowCount)} / ${bytes(Buffer.byteLength(first))}`)
 
-  const created = await emittingPhase('item.created', first)
+  created = await emittingPhase('item.created', first)
   reportEmitting(`create (${count(rowCount)} new items)`, created)
 
   const dry = await postCsv(first, '?dry_run=true')
@@ -263,6 +278,36 @@ try {
   load.close()
   await http.close().catch(() => {})
   await server.stop()
+}
+
+if (created && !args['no-floor']) {
+  log(`floor: the create phase's bytes from a bare node process to ${count(clientCount)} clients`)
+  try {
+    const floor = await fanOutFloor({
+      events: created.published,
+      clients: clientCount,
+      batchSize: DEFAULT_BATCH_SIZE,
+      stallMs,
+    })
+    const label = 'floor: same bytes, bare node'
+    row(
+      label,
+      `every client had all ${count(rowCount)} events after (from the first write)`,
+      floor.complete ? ms(floor.allDeliveredMs) : `incomplete (${ms(floor.allDeliveredMs)})`,
+    )
+    row(
+      label,
+      'CPU until every client had every event: server / load client',
+      `${ms(floor.cpu.server)} / ${ms(floor.cpu.loadClient)}`,
+    )
+    const d = floor.deliveries
+    row(label, 'lost / duplicated / out of order', `${d.lost} / ${d.duplicated} / ${d.outOfOrder}`)
+    log(`floor: all delivered after ${ms(floor.allDeliveredMs)}`)
+    if (!floor.complete || d.lost || d.duplicated || d.outOfOrder) failed = true
+  } catch (err) {
+    failed = true
+    log(`floor failed: ${(err as Error).stack ?? String(err)}`)
+  }
 }
 
 publishRun(ROOT, {

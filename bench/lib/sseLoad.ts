@@ -66,6 +66,15 @@ const CR = 0x0d
 const COLON = 0x3a
 const SPACE = 0x20
 
+const ID_PREFIX = Buffer.from('id: ')
+const EVENT_PREFIX = Buffer.from('event: ')
+const DATA_PREFIX = Buffer.from('data: ')
+
+function startsWith(data: Buffer, at: number, prefix: Buffer): boolean {
+  for (let k = 1; k < prefix.length; k++) if (data[at + k] !== prefix[k]) return false
+  return true
+}
+
 function hexDigit(byte: number): number {
   if (byte >= 0x30 && byte <= 0x39) return byte - 0x30
   if (byte >= 0x61 && byte <= 0x66) return byte - 0x61 + 10
@@ -265,6 +274,13 @@ export class SseConnection {
   /** SSE lines: only `id:` (as a number) and `event:` (as a hash) are looked at. */
   private readEvents(data: Buffer, start: number, end: number, now: number): void {
     for (let i = start; i < end; i++) {
+      if (this.field === FIELD_NAME && this.lineLength === 0 && !this.onEvent) {
+        const next = this.wholeLine(data, i, end, now)
+        if (next >= 0) {
+          i = next - 1
+          continue
+        }
+      }
       const byte = data[i] as number
       if (byte === LF) {
         this.endLine(now)
@@ -311,6 +327,41 @@ export class SseConnection {
           break
       }
     }
+  }
+
+  /**
+   * Reads a line that lies whole in `data` from `i` (a line start) and is one of the three silo
+   * and the peers send: `id: `, `event: `, `data: `, or the blank line; returns where the next
+   * line starts, or -1 to leave it to the byte-by-byte reader (any other line, or one cut by
+   * the end of the read). Most lines are these, and finding their end is one memchr.
+   */
+  private wholeLine(data: Buffer, i: number, end: number, now: number): number {
+    const first = data[i] as number
+    if (first === LF) {
+      this.dispatch(now)
+      return i + 1
+    }
+    const lf = data.indexOf(LF, i)
+    if (lf < 0 || lf >= end) return -1
+    const last = data[lf - 1] === CR ? lf - 1 : lf
+    if (first === 0x64 && startsWith(data, i, DATA_PREFIX)) {
+      this.eventHasFields = true
+    } else if (first === 0x69 && startsWith(data, i, ID_PREFIX)) {
+      let id = 0
+      for (let k = i + ID_PREFIX.length; k < last; k++) id = id * 10 + ((data[k] as number) - 0x30)
+      this.eventId = id
+      this.eventHasId = this.eventHasFields = true
+    } else if (first === 0x65 && startsWith(data, i, EVENT_PREFIX)) {
+      let hash = 0
+      for (let k = i + EVENT_PREFIX.length; k < last; k++) {
+        hash = (Math.imul(hash, 31) + (data[k] as number)) | 0
+      }
+      this.eventTypeHash = hash
+      this.eventHasType = this.eventHasFields = true
+    } else {
+      return -1
+    }
+    return lf + 1
   }
 
   private endLine(now: number): void {

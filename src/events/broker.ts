@@ -33,7 +33,7 @@ export interface BrokerOptions {
   windowSize: number
   retryMs: number
   heartbeatMs: number
-  /** Most events written to one socket in one go. */
+  /** Most events written to one socket in one go (DEFAULT_BATCH_SIZE). */
   batchSize?: number
   /**
    * Most events read from the log in one query. On the embedded database a query holds the
@@ -135,6 +135,9 @@ function matches(entry: Entry, filter: SubscriptionFilter): boolean {
  */
 const FLUSH_SLICE_MS = 10
 
+/** Most events written to one socket in one go, unless the broker is told otherwise. */
+export const DEFAULT_BATCH_SIZE = 512
+
 /**
  * Catch-up batches kept for sharing: pumps a few batches apart still meet in it, and it holds at
  * most this many batches of encoded events (16 × 512 events of some 250 bytes: 2 MB).
@@ -222,7 +225,7 @@ export class Broker {
   private observer: BrokerObserver | null = null
 
   constructor(private readonly options: BrokerOptions) {
-    this.batchSize = options.batchSize ?? 512
+    this.batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE
     this.readRetryMs = options.readRetryMs ?? 1000
     this.history = new EventHistory({
       source: options.source,
