@@ -367,7 +367,7 @@ export class Broker {
       ended,
       onClose: () => this.finish(sub),
     }
-    sink.once('close', sub.onClose)
+    sink.on('close', sub.onClose)
     sink.on('error', ignoreError)
     this.subscribers.add(sub)
     const requested = options.lastEventId
