@@ -82,11 +82,18 @@ interface Subscriber {
   /** No filter: it can share the bytes written to every other such subscriber at its cursor. */
   unfiltered: boolean
   closed: boolean
-  /** Set while the pump waits (live, or pausing after a read error); calling it wakes the pump. */
+  /** Set while the pump pauses after a read error; calling it ends the pause. */
   wake: (() => void) | null
+  /** Settles the promise `subscribe` returned. */
+  ended: () => void
+  /** Listens for the sink's 'close', which ends the subscription. */
+  onClose: () => void
 }
 
 const HEARTBEAT = encodeEvent({ type: 'heartbeat', data: {} })
+
+/** A socket that dies mid-write reports it here; 'close' follows and ends the subscription. */
+function ignoreError(): void {}
 
 /** One message framed at most once per framing, however many subscribers it goes to. */
 class FramedOnce {
@@ -312,12 +319,29 @@ export class Broker {
 
   /**
    * Serves one SSE connection on `sink` until it closes or the broker shuts down. Resolves when
-   * the subscription has ended. `sink` is normally the socket itself, with `framing` matching
-   * the response's transfer coding.
+   * the subscription has ended, and never rejects: a failure is reported to `onError` and ends
+   * the stream. `sink` is normally the socket itself, with `framing` matching the response's
+   * transfer coding.
    */
-  async subscribe(
+  subscribe(sink: Writable, options: SubscribeOptions & { framing?: Framing } = {}): Promise<void> {
+    return new Promise((ended) => {
+      this.open(sink, options, ended).catch((err: unknown) => {
+        this.options.onError?.(err, 'opening an event stream failed')
+        sink.destroy()
+        ended()
+      })
+    })
+  }
+
+  /**
+   * Greets the client and hands its subscription to a pump. Nothing waits for the subscription
+   * once it is open: a caught-up one sits in the live set with no suspended frame or promise
+   * chain kept for it (those were a fifth of an idle stream's memory), and it ends in `finish`.
+   */
+  private async open(
     sink: Writable,
-    options: SubscribeOptions & { framing?: Framing } = {},
+    options: SubscribeOptions & { framing?: Framing },
+    ended: () => void,
   ): Promise<void> {
     const framing = options.framing ?? RAW_FRAMING
     const retry = encodeRetry(this.options.retryMs)
@@ -326,12 +350,12 @@ export class Broker {
       // starts with the next new event, so it starts after that one. The greeting waits for
       // the read, so whatever the client changes after seeing it is never skipped.
       await this.readNewQuietly()
-      if (sink.destroyed) return
+      if (sink.destroyed) return ended()
     }
     if (this.closed) {
       sink.write(framing.frame(retry))
       sink.end(framing.end)
-      return
+      return ended()
     }
     // Taken now, not when the request came in: a mode change during the wait above reached
     // only the subscribers there were then.
@@ -351,32 +375,33 @@ export class Broker {
       unfiltered: filter.types === undefined && filter.partNumber === undefined,
       closed: false,
       wake: null,
+      ended,
+      onClose: () => this.finish(sub),
     }
-    const onClose = () => {
-      sub.closed = true
-      sub.wake?.()
-    }
-    // A socket that dies mid-write reports it here; 'close' follows and ends the subscription.
-    const onError = () => {}
-    sink.once('close', onClose)
-    sink.on('error', onError)
+    sink.on('close', sub.onClose)
+    sink.on('error', ignoreError)
     this.subscribers.add(sub)
-    try {
-      const requested = options.lastEventId
-      if (requested !== undefined) {
-        // An id this process has not seen yet may have been committed elsewhere; look first.
-        if (requested > this.history.latestId) await this.readNewQuietly()
-        if (requested > this.history.latestId) {
-          this.writeReset(sub, requested, 'last_event_id_unknown')
-        } else sub.cursor = sub.resumeFrom = requested
-      }
-      await this.pump(sub)
-    } finally {
-      this.subscribers.delete(sub)
-      this.live.delete(sub)
-      sink.off('close', onClose)
-      sink.off('error', onError)
+    const requested = options.lastEventId
+    if (requested !== undefined) {
+      // An id this process has not seen yet may have been committed elsewhere; look first.
+      if (requested > this.history.latestId) await this.readNewQuietly()
+      if (sub.closed) return
+      if (requested > this.history.latestId) {
+        this.writeReset(sub, requested, 'last_event_id_unknown')
+      } else sub.cursor = sub.resumeFrom = requested
     }
+    this.startPump(sub)
+  }
+
+  /** Where a subscription ends, however it ends (its sink closed, or the broker ended it). */
+  private finish(sub: Subscriber): void {
+    sub.closed = true
+    this.subscribers.delete(sub)
+    this.live.delete(sub)
+    sub.sink.off('close', sub.onClose)
+    sub.sink.off('error', ignoreError)
+    sub.wake?.()
+    sub.ended()
   }
 
   private async readNewQuietly(): Promise<void> {
@@ -387,7 +412,18 @@ export class Broker {
     }
   }
 
-  /** Brings one subscriber up to the head at its own pace, then hands it to the live set. */
+  /** Runs a pump for a subscriber that is not in the live set; one that fails ends the stream. */
+  private startPump(sub: Subscriber): void {
+    this.pump(sub).catch((err: unknown) => {
+      this.options.onError?.(err, 'serving an event stream failed')
+      if (!sub.closed) this.end(sub, null)
+    })
+  }
+
+  /**
+   * Brings one subscriber up to the head at its own pace, then hands it to the live set and
+   * returns: `release` starts a new pump when the subscriber falls behind again.
+   */
   private async pump(sub: Subscriber): Promise<void> {
     while (!sub.closed && !this.closed) {
       if (sub.sink.writableNeedDrain) {
@@ -395,13 +431,9 @@ export class Broker {
         continue
       }
       if (sub.cursor >= this.history.latestId) {
-        await new Promise<void>((resolve) => {
-          // Caught up: the flush writes new events to it without waking this pump.
-          sub.wake = resolve
-          this.live.add(sub)
-        })
-        sub.wake = null
-        continue
+        // Caught up: the flush writes new events to it.
+        this.live.add(sub)
+        return
       }
       let entries: Entry[] | 'reset'
       try {
@@ -501,10 +533,10 @@ export class Broker {
     )
   }
 
-  /** Takes a subscriber out of the live set and wakes its pump. */
+  /** Takes a subscriber out of the live set and starts its pump. */
   private release(sub: Subscriber): void {
     this.live.delete(sub)
-    sub.wake?.()
+    this.startPump(sub)
   }
 
   /**
@@ -604,8 +636,6 @@ export class Broker {
    * would hold its socket (and shutdown) until the grace period ends: it is cut off instead.
    */
   private end(sub: Subscriber, final: FramedOnce | null): 'ended' | 'destroyed' {
-    sub.closed = true
-    this.live.delete(sub)
     // Asked before end(): an ending stream never reports that it needs a drain.
     const stalled = sub.sink.writableNeedDrain
     if (stalled) {
@@ -614,7 +644,7 @@ export class Broker {
       if (final) sub.sink.write(final.for(sub.framing))
       sub.sink.end(sub.framing.end)
     }
-    sub.wake?.()
+    this.finish(sub)
     return stalled ? 'destroyed' : 'ended'
   }
 }

@@ -63,9 +63,14 @@ export default fp(
     // (an event stream just ended, a response with `Connection: close`): a browser's
     // EventSource keeps its half open until it reconnects, `events.retry` later.
     const sockets = new Set<Socket>()
+    // One listener for every socket: a closure (and a once wrapper) per connection costs some
+    // 200 bytes each at 10,000 idle event streams.
+    function forget(this: Socket) {
+      sockets.delete(this)
+    }
     app.server.on('connection', (socket: Socket) => {
       sockets.add(socket)
-      socket.once('close', () => sockets.delete(socket))
+      socket.on('close', forget)
     })
     let silentSweep: NodeJS.Timeout | undefined
     app.addHook('preClose', async () => {

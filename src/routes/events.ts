@@ -79,6 +79,7 @@ const eventRoutes: FastifyPluginAsync<{ events: Config['events'] }> = async (app
         const message = `${HOLDER[slot]} ${events[slot]} event streams, the most allowed (events.${slot})`
         throw new AppError(429, 'too_many_streams', message, { 'Retry-After': retryAfter })
       }
+      let ended: Promise<void>
       try {
         reply.hijack()
         const res = reply.raw
@@ -94,16 +95,19 @@ const eventRoutes: FastifyPluginAsync<{ events: Config['events'] }> = async (app
         res.flushHeaders()
         // The broker writes to the socket itself (one write per batch, framed once for
         // everyone), so it frames the body the way Node's response announced it.
-        await app.broker.subscribe(socket, {
+        ended = app.broker.subscribe(socket, {
           framing: res.chunkedEncoding ? CHUNKED_FRAMING : RAW_FRAMING,
           lastEventId,
           filter: { types: parseTypes(query.types), partNumber },
           greeting: () => ({ type: 'server.state', data: { mode: app.lifecycle.mode } }),
           owner: principal,
         })
-      } finally {
+      } catch (err) {
         slot.release()
+        throw err
       }
+      // Not awaited: a handler suspended for every open stream would hold its frame all along.
+      void ended.then(slot.release)
     },
   )
 }

@@ -313,6 +313,32 @@ describe('Broker', () => {
     expect(broker.subscriberCount).toBe(1)
   })
 
+  it('settles a subscription it cannot open without rejecting: it reports why and cuts the socket off', async () => {
+    // Given a broker that reports its failures, and a greeting that throws
+    const log = new MemoryLog()
+    const failures: string[] = []
+    const broker = new Broker({
+      source: log,
+      windowSize: 64,
+      retryMs: 1000,
+      heartbeatMs: 0,
+      onError: (_err, context) => failures.push(context),
+    })
+    await broker.start()
+    brokers.push(broker)
+    const sink = new RecordingSink()
+    // When a client subscribes
+    await broker.subscribe(sink, {
+      greeting: () => {
+        throw new Error('no mode to greet with')
+      },
+    })
+    // Then the failure is reported, the client is cut off (it reconnects), and nothing stays
+    expect(failures).toEqual(['opening an event stream failed'])
+    expect(sink.destroyed).toBe(true)
+    expect(broker.subscriberCount).toBe(0)
+  })
+
   it('shares one log read between concurrent wake-ups', async () => {
     const log = new MemoryLog()
     const broker = await brokerOn(log)
