@@ -7,8 +7,10 @@
  * Phases: create (every row new: N item.created), dry run of the same file, the same file again
  * (nothing changes, no event), every description changed (N item.updated), then both exports.
  * For the phases that emit, it reports the request's round trip and the time until every SSE
- * client had every event, and checks that none was lost, duplicated or out of order. Prints a
- * summary and appends a section to docs/BENCHMARKS.md.
+ * client had every event, and checks that none was lost, duplicated or out of order. Last, the
+ * floor: the create phase's bytes written by a bare node process to as many connections of the
+ * same load client (bench/lib/byteFloor.ts), what the machine needs for the bytes alone. Prints
+ * a summary and appends a section to docs/BENCHMARKS.md.
  */
 import { loadavg } from 'node:os'
 import { resolve } from 'node:path'

@@ -8,7 +8,9 @@
  *   npm run build --silent && npx tsx bench/writePath.ts --writers 8 --clients 0 \
  *     --database-url postgres://silo@127.0.0.1:55440/postgres
  *
- * Prints creates/s, round trips and server CPU per create for each phase, checks that every
+ * The writers run on a thread of their own (bench/lib/writerThread.ts): on the loop that reads
+ * 1,000 subscribers' streams they would wait for those reads before each next request. Prints
+ * creates/s, round trips and server CPU per create for each phase, checks that every
  * subscriber got every event, and appends a section to docs/BENCHMARKS.md.
  */
 import { loadavg } from 'node:os'
