@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import { Pool } from 'undici'
+import { tsxWorker } from './tsxWorker.js'
 import type { BurstRequest, WriterThreadInput } from './writerThread.js'
 
 /**
@@ -116,12 +117,11 @@ export class WriterThread {
   private readonly thread: Worker
 
   constructor(baseUrl: string, token: string, connections: number) {
-    // The benches run under tsx, whose loader a thread does not inherit on Node 20.
-    const loop = new URL('./writerThread.ts', import.meta.url).href
-    this.thread = new Worker(
-      `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(loop)}) })`,
-      { eval: true, workerData: { baseUrl, token, connections } satisfies WriterThreadInput },
-    )
+    this.thread = tsxWorker(new URL('./writerThread.ts', import.meta.url), {
+      baseUrl,
+      token,
+      connections,
+    } satisfies WriterThreadInput)
   }
 
   burst(partNumbers: string[], concurrency: number, epoch: number): Promise<PublishTimes> {

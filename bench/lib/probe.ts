@@ -1,6 +1,7 @@
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import { distribution, type Distribution } from './deliveries.js'
 import type { ProbeThreadInput, ProbeThreadResult } from './probeThread.js'
+import { tsxWorker } from './tsxWorker.js'
 
 /** What a probe sampler saw between start and stop. */
 export interface ProbeFigures {
@@ -24,13 +25,10 @@ export class ProbeSampler {
   private readonly result: Promise<ProbeThreadResult>
 
   constructor(url: string, everyMs = 100) {
-    // The benches run under tsx, whose loader a thread does not inherit on Node 20: the thread
-    // registers it before it loads the probe loop.
-    const loop = new URL('./probeThread.ts', import.meta.url).href
-    this.thread = new Worker(
-      `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(loop)}) })`,
-      { eval: true, workerData: { url, everyMs } satisfies ProbeThreadInput },
-    )
+    this.thread = tsxWorker(new URL('./probeThread.ts', import.meta.url), {
+      url,
+      everyMs,
+    } satisfies ProbeThreadInput)
     this.result = new Promise((resolve, reject) => {
       this.thread.once('message', resolve)
       this.thread.once('error', reject)

@@ -70,6 +70,7 @@ const ID_PREFIX = Buffer.from('id: ')
 const EVENT_PREFIX = Buffer.from('event: ')
 const DATA_PREFIX = Buffer.from('data: ')
 
+/** Whether `data` holds `prefix` at `at`; its first byte the caller has already compared. */
 function startsWith(data: Buffer, at: number, prefix: Buffer): boolean {
   for (let k = 1; k < prefix.length; k++) if (data[at + k] !== prefix[k]) return false
   return true
