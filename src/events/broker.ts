@@ -284,7 +284,20 @@ export class Broker {
    * after `readRetryMs`; the promise settles with the first attempt and never rejects.
    */
   eventsCommitted(events: readonly StoredEvent[] = []): Promise<void> {
-    return this.history.takeCommitted(events).catch((err: unknown) => {
+    return this.retried(this.history.takeCommitted(events))
+  }
+
+  /**
+   * Wakes the fan-out for a commit notice naming `newest` (from any process): reads the log
+   * unless those events are known or arrive as this process's own commits (see EventHistory).
+   */
+  commitNoticed(newest: number): Promise<void> {
+    return this.retried(this.history.noticeCommitted(newest))
+  }
+
+  /** A read that fails is reported and tried again after `readRetryMs`; never rejects. */
+  private retried(reading: Promise<void>): Promise<void> {
+    return reading.catch((err: unknown) => {
       this.options.onError?.(err, 'reading new events failed; retrying')
       setTimeout(() => void this.eventsCommitted(), this.readRetryMs).unref()
     })

@@ -28,6 +28,20 @@ function toEntry(event: StoredEvent): Entry {
   }
 }
 
+function consecutive(events: readonly StoredEvent[]): boolean {
+  for (let i = 1; i < events.length; i++) {
+    if ((events[i] as StoredEvent).id !== (events[i - 1] as StoredEvent).id + 1) return false
+  }
+  return true
+}
+
+/**
+ * How long a gap before this process's own commits may stay open, or a commit notice stay
+ * unknown, before the log is read: commit answers that overtook each other arrive within a
+ * millisecond or so; another replica's events reach this one that much later.
+ */
+const GAP_WAIT_MS = 5
+
 /**
  * Lets the event loop answer others (probes, requests) before going on. An embedded database
  * answers a query within the same turn, so reads awaited back to back (many subscribers catching
@@ -95,6 +109,15 @@ export class EventHistory {
   private pruned = 0
   private reading: Promise<void> | null = null
   private readAgain = false
+  /**
+   * Commits handed over that could not be taken yet: while a read is under way, or after a gap
+   * that commits still on their way in may fill (see takeCommitted).
+   */
+  private held: (readonly StoredEvent[])[] = []
+  /** The newest id a commit notice named (see noticeCommitted). */
+  private noticed = 0
+  /** A read put off for GAP_WAIT_MS, shared by everyone who waits for it. */
+  private waiting: Promise<void> | null = null
   // After a burst larger than the window every subscriber walks the same pages: each is read
   // and encoded once, not per client.
   private readonly pages = new Map<number, Promise<Entry[] | 'reset'>>()
@@ -107,14 +130,21 @@ export class EventHistory {
     return this.latest
   }
 
+  /** The newest id taken or handed over (held until what is missing before it comes in). */
+  private get knownId(): number {
+    let known = this.latest
+    for (const events of this.held) known = Math.max(known, (events.at(-1) as StoredEvent).id)
+    return known
+  }
+
   /** Every id up to this one has been pruned by retention. */
   get prunedThrough(): number {
     return this.pruned
   }
 
-  /** A read of new events from the log is under way. */
+  /** A read of new events from the log is under way, or put off for commits on their way in. */
   get isReading(): boolean {
-    return this.reading !== null
+    return this.reading !== null || this.waiting !== null
   }
 
   async start(): Promise<void> {
@@ -127,19 +157,53 @@ export class EventHistory {
   /**
    * Takes events this process has just committed, as the insert returned them, without reading
    * them back: when they directly follow the newest known id, nothing can be missing before them
-   * (ids become visible in id order). Anything else (none given, a gap left by a rolled-back id,
-   * another process's events in between, a read in progress) reads the log instead.
+   * (ids become visible in id order). On PostgreSQL the answers of commits made on several
+   * connections overtake each other, and most commits land during some read; such events are
+   * held, and taken once what is missing before them has come in the same way (or the read has
+   * ended). Only a gap still open GAP_WAIT_MS later (a rolled-back id, another process's events
+   * in between) reads the log, as do events that do not follow each other, or none given.
    */
   takeCommitted(events: readonly StoredEvent[]): Promise<void> {
-    const first = events[0]
-    if (this.reading || !first || first.id !== this.latest + 1) return this.readNew()
-    for (let i = 1; i < events.length; i++) {
-      if ((events[i] as StoredEvent).id !== (events[i - 1] as StoredEvent).id + 1) {
-        return this.readNew()
-      }
+    if (events.length === 0 || !consecutive(events)) return this.readNew()
+    this.held.push(events)
+    if (this.reading) return this.reading
+    return this.takeHeld() ? Promise.resolve() : this.readSoon()
+  }
+
+  /**
+   * A commit notice (NOTIFY) for events up to `newest`, from this process or another: read
+   * unless they are known already or come in as this process's own commits within GAP_WAIT_MS.
+   */
+  noticeCommitted(newest: number): Promise<void> {
+    if (!Number.isSafeInteger(newest)) return this.readNew()
+    if (newest <= this.knownId) return Promise.resolve()
+    this.noticed = Math.max(this.noticed, newest)
+    return this.reading ?? this.readSoon()
+  }
+
+  /**
+   * Takes the held events that now follow the newest id, in id order, up to the first gap.
+   * True when nothing is left to read for: no gap, and every noticed id taken.
+   */
+  private takeHeld(): boolean {
+    const held = this.held.sort((a, b) => (a[0] as StoredEvent).id - (b[0] as StoredEvent).id)
+    while (held.length > 0) {
+      const events = held[0] as readonly StoredEvent[]
+      const fresh = events.filter((e) => e.id > this.latest)
+      if (fresh.length > 0 && (fresh[0] as StoredEvent).id !== this.latest + 1) break
+      this.take(fresh)
+      held.shift()
     }
-    this.take(events)
-    return Promise.resolve()
+    return held.length === 0 && this.noticed <= this.latest
+  }
+
+  /** Reads the log GAP_WAIT_MS from now, unless what it would read for has come in by then. */
+  private readSoon(): Promise<void> {
+    this.waiting ??= new Promise<void>((resolve) => setTimeout(resolve, GAP_WAIT_MS)).then(() => {
+      this.waiting = null
+      return this.takeHeld() ? undefined : this.readNew()
+    })
+    return this.waiting
   }
 
   /** Reads every event committed after the newest one known; concurrent calls share one read. */
@@ -164,6 +228,9 @@ export class EventHistory {
         if (page.length < pageSize) break
         await yieldToEventLoop()
       }
+      // What was handed over or noticed meanwhile and does not follow what the read found is
+      // read now: its commits had the whole read to come in.
+      if (!this.takeHeld()) this.readAgain = true
     } while (this.readAgain)
   }
 

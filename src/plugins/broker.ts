@@ -26,15 +26,13 @@ export default fp<{ events: Config['events'] }>(
     })
     await broker.start()
     app.decorate('broker', broker)
-    // Other replicas' commits arrive as notifications carrying their newest id; one this broker
-    // has already taken (its own commit) needs no read. After a lost connection the broker
-    // catches up by reading, since notifications sent meanwhile are gone.
+    // Every commit, this replica's or another's, arrives as a notification carrying its newest
+    // id; one this broker knows (its own commit) needs no read. After a lost connection the
+    // broker catches up by reading, since notifications sent meanwhile are gone.
     const unlisten = app.db.listen
       ? await app.db.listen(
           EVENTS_CHANNEL,
-          (newest) => {
-            if (!(Number(newest) <= broker.latestId)) void broker.eventsCommitted()
-          },
+          (newest) => void broker.commitNoticed(Number(newest)),
           () => void broker.eventsCommitted(),
         )
       : async () => {}

@@ -65,6 +65,95 @@ describe('EventHistory', () => {
     expect(ids(await history.entriesAfter(0, 10))).toEqual([1, 2, 3, 4, 5])
   })
 
+  it('takes commits whose answers overtook each other without reading the log', async () => {
+    const log = new MemoryLog()
+    const { history, taken } = await historyOf(log)
+    log.append(3)
+    const readsBefore = log.reads
+    // When the insert of 3 answers first, then that of 1 and 2
+    const handed = [
+      history.takeCommitted(log.events.slice(2)),
+      history.takeCommitted(log.events.slice(0, 2)),
+    ]
+    await Promise.all(handed)
+    // Then all three are taken in order, as handed over
+    expect(log.reads).toBe(readsBefore)
+    expect(taken).toEqual([2, 1])
+    expect(ids(await history.entriesAfter(0, 10))).toEqual([1, 2, 3])
+  })
+
+  it('reads the log for a commit notice only when its events do not come in as commits', async () => {
+    const log = new MemoryLog()
+    const { history } = await historyOf(log)
+    // Given a notice for this process's own commit, whose answer comes in right after it
+    log.append(2)
+    const readsBefore = log.reads
+    const own = history.noticeCommitted(2)
+    await history.takeCommitted(log.events.slice())
+    await own
+    expect(log.reads).toBe(readsBefore)
+    // When another process commits and only its notice comes in
+    log.append(3)
+    await history.noticeCommitted(5)
+    // Then the log is read for it, and every event is there once, in order
+    expect(log.reads).toBeGreaterThan(readsBefore)
+    expect(history.latestId).toBe(5)
+    expect(ids(await history.entriesAfter(0, 10))).toEqual([1, 2, 3, 4, 5])
+  })
+
+  it('takes commits handed over during a read at its end, without reading them back', async () => {
+    const log = new MemoryLog()
+    const { history, taken } = await historyOf(log)
+    // Given a read of the log under way (another process committed two events)
+    log.append(2)
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const readAfter = log.readAfter.bind(log)
+    log.readAfter = async (afterId, upToId, limit) => {
+      const page = await readAfter(afterId, upToId, limit)
+      await gate
+      return page
+    }
+    const reading = history.readNew()
+    const readsBefore = log.reads
+    // When this process commits three more, in two inserts whose answers arrive out of order,
+    // while the read runs
+    log.append(3)
+    const handed = [
+      history.takeCommitted(log.events.slice(4)),
+      history.takeCommitted(log.events.slice(2, 4)),
+    ]
+    release()
+    await Promise.all([reading, ...handed])
+    // Then they were taken as handed over when the read ended, not read again
+    expect(log.reads).toBe(readsBefore)
+    expect(history.latestId).toBe(5)
+    expect(taken).toEqual([2, 2, 1])
+    expect(ids(await history.entriesAfter(0, 10))).toEqual([1, 2, 3, 4, 5])
+  })
+
+  it('reads on after a read when commits handed over during it leave a gap', async () => {
+    const log = new MemoryLog()
+    const { history } = await historyOf(log)
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const readAfter = log.readAfter.bind(log)
+    log.readAfter = async (afterId, upToId, limit) => {
+      await gate
+      return readAfter(afterId, upToId, limit)
+    }
+    // Given a read under way, and a commit handed over that does not follow what it will find
+    // (the events before it came from elsewhere)
+    const reading = history.readNew()
+    log.append(3)
+    const handed = history.takeCommitted(log.events.slice(2))
+    release()
+    await Promise.all([reading, handed])
+    // Then the log was read on, and every event is there once, in order
+    expect(history.latestId).toBe(3)
+    expect(ids(await history.entriesAfter(0, 10))).toEqual([1, 2, 3])
+  })
+
   it('shares one read of new events between concurrent callers', async () => {
     const log = new MemoryLog()
     const { history } = await historyOf(log)
