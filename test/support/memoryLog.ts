@@ -31,3 +31,24 @@ export class MemoryLog implements EventSource {
     }
   }
 }
+
+/**
+ * Holds every read of `log` until `release`; `readAfter` is the log's own, to put back. The
+ * answer is the log as it is at release, or with `answer: 'as-asked'` as it was when the read
+ * was made (a query that has run, its answer still on its way).
+ */
+export function holdReads(
+  log: MemoryLog,
+  answer: 'as-released' | 'as-asked' = 'as-released',
+): { release: () => void; readAfter: MemoryLog['readAfter'] } {
+  let release = () => {}
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const readAfter = log.readAfter.bind(log)
+  log.readAfter = async (afterId, upToId, limit) => {
+    if (answer === 'as-released') await gate
+    const page = await readAfter(afterId, upToId, limit)
+    await gate
+    return page
+  }
+  return { release: () => release(), readAfter }
+}

@@ -9,7 +9,7 @@ import {
 } from '../../src/events/broker.js'
 import { CHUNKED_FRAMING } from '../../src/events/framing.js'
 import { encodeEvent } from '../../src/events/sseEncoding.js'
-import { MemoryLog } from '../support/memoryLog.js'
+import { holdReads, MemoryLog } from '../support/memoryLog.js'
 
 /** A socket stand-in that records every chunk; `stalled` makes it stop accepting data. */
 class RecordingSink extends Writable {
@@ -46,18 +46,6 @@ class RecordingSink extends Writable {
       test()
     })
   }
-}
-
-/** Holds every read of `log` until `release`; `readAfter` is the log's own, to put back. */
-function holdReads(log: MemoryLog): { release: () => void; readAfter: MemoryLog['readAfter'] } {
-  let release = () => {}
-  const gate = new Promise<void>((resolve) => (release = resolve))
-  const readAfter = log.readAfter.bind(log)
-  log.readAfter = async (afterId, upToId, limit) => {
-    await gate
-    return readAfter(afterId, upToId, limit)
-  }
-  return { release: () => release(), readAfter }
 }
 
 const brokers: Broker[] = []

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { type Entry, EventHistory } from '../../src/events/eventHistory.js'
-import { MemoryLog } from '../support/memoryLog.js'
+import { holdReads, MemoryLog } from '../support/memoryLog.js'
 
 async function historyOf(log: MemoryLog, windowSize = 8, pageSize = 4) {
   const taken: number[] = []
@@ -106,14 +106,7 @@ describe('EventHistory', () => {
     const { history, taken } = await historyOf(log)
     // Given a read of the log under way (another process committed two events)
     log.append(2)
-    let release = () => {}
-    const gate = new Promise<void>((resolve) => (release = resolve))
-    const readAfter = log.readAfter.bind(log)
-    log.readAfter = async (afterId, upToId, limit) => {
-      const page = await readAfter(afterId, upToId, limit)
-      await gate
-      return page
-    }
+    const { release } = holdReads(log, 'as-asked')
     const reading = history.readNew()
     const readsBefore = log.reads
     // When this process commits three more, in two inserts whose answers arrive out of order,
@@ -135,13 +128,7 @@ describe('EventHistory', () => {
   it('reads on after a read when commits handed over during it leave a gap', async () => {
     const log = new MemoryLog()
     const { history } = await historyOf(log)
-    let release = () => {}
-    const gate = new Promise<void>((resolve) => (release = resolve))
-    const readAfter = log.readAfter.bind(log)
-    log.readAfter = async (afterId, upToId, limit) => {
-      await gate
-      return readAfter(afterId, upToId, limit)
-    }
+    const { release } = holdReads(log)
     // Given a read under way, and a commit handed over that does not follow what it will find
     // (the events before it came from elsewhere)
     const reading = history.readNew()
