@@ -189,9 +189,9 @@ export class EventHistory {
     const held = this.held.sort((a, b) => (a[0] as StoredEvent).id - (b[0] as StoredEvent).id)
     while (held.length > 0) {
       const events = held[0] as readonly StoredEvent[]
-      const fresh = events.filter((e) => e.id > this.latest)
-      if (fresh.length > 0 && (fresh[0] as StoredEvent).id !== this.latest + 1) break
-      this.take(fresh)
+      const next = events.find((e) => e.id > this.latest)
+      if (next && next.id !== this.latest + 1) break
+      this.take(events)
       held.shift()
     }
     return held.length === 0 && this.noticed <= this.latest
